@@ -1,0 +1,59 @@
+// Every limit and timing of the core, named (STYLE.md 7). Time is counted in ticks; the
+// shell decides how long a tick is.
+
+import type { NodeId } from '../stdx/types.js';
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** The voting members (including `id` unless it is a learner), fixed at creation. */
+  readonly voters: readonly NodeId[];
+  /** Ticks between heartbeats. */
+  readonly heartbeatTicks: number;
+  /** Base election timeout; each term draws a timeout in [electionTicks, 2 * electionTicks). */
+  readonly electionTicks: number;
+  /** Pre-vote (thesis §9.6): a partitioned node does not disturb the cluster when it returns. */
+  readonly preVote: boolean;
+  /** Leaders step down without a quorum of recent contact; followers keep a leader lease. */
+  readonly checkQuorum: boolean;
+  /** Append an empty entry of the new term on election (needed by ReadIndex, thesis §6.4). */
+  readonly noopOnElection: boolean;
+  /** Append messages in flight per follower in the replicate state. */
+  readonly inflightMessagesMax: number;
+  /** Bytes of entries per Append message (at least one entry is always sent). */
+  readonly appendBytesMax: number;
+  /** Bytes of committed entries handed to the shell per Ready. */
+  readonly applyBytesMax: number;
+  /** Bytes of proposed but uncommitted entries a leader accepts before refusing more. */
+  readonly uncommittedBytesMax: number;
+  /**
+   * Deliberately broken variants, for proving that the checkers bite (STYLE.md 18). Never
+   * set outside tests.
+   */
+  readonly unsafe?: {
+    /** Grant votes without the election restriction (Raft §5.4.1). */
+    readonly grantVoteWithoutLogCheck?: boolean;
+    /** Commit an entry of an earlier term by counting replicas (Raft §5.4.2, Figure 8). */
+    readonly commitPreviousTermByCounting?: boolean;
+  };
+}
+
+export const defaultTiming = {
+  heartbeatTicks: 1,
+  electionTicks: 10,
+  preVote: true,
+  checkQuorum: true,
+  noopOnElection: false,
+  inflightMessagesMax: 64,
+  appendBytesMax: 1 << 20,
+  applyBytesMax: 4 << 20,
+  uncommittedBytesMax: 64 << 20,
+} as const;
+
+export function validateConfig(config: RaftConfig): string | undefined {
+  if (config.heartbeatTicks < 1) return 'heartbeatTicks must be at least 1';
+  if (config.electionTicks <= config.heartbeatTicks) return 'electionTicks must exceed heartbeatTicks';
+  if (config.inflightMessagesMax < 1) return 'inflightMessagesMax must be at least 1';
+  if (new Set(config.voters).size !== config.voters.length) return 'voters must be distinct';
+  if (config.voters.some((id) => id <= 0)) return 'node ids must be positive';
+  return undefined;
+}

@@ -1,0 +1,327 @@
+// The 6.824 Raft tester (raft/config.go; reference/6824-tests.md §4.2) rebuilt on the
+// simulator: n real runtimes with in-memory Persister-like storage on a simulated network,
+// crash and restart, and the tester's helpers — checkOneLeader, checkTerms, nCommitted,
+// one, wait — with the lab's numeric bounds. Everything runs on virtual time.
+
+import { Packr } from 'msgpackr';
+import { Prng } from '../stdx/prng.js';
+import { type NodeId, nodeId } from '../stdx/types.js';
+import { Scheduler, type YieldToHost } from '../sim/scheduler.js';
+import { SimNetwork } from '../sim/network.js';
+import { type RaftConfig, defaultTiming } from '../raft/config.js';
+import { decodeMessage, encodeMessage } from '../raft/codec.js';
+import { isRequest, type Message } from '../raft/messages.js';
+import type { Entry } from '../raft/types.js';
+import { RaftNode } from '../runtime/node.js';
+import { MemoryStorage } from '../runtime/memory-storage.js';
+import { SafetyChecker } from './safety.js';
+
+const packr = new Packr({ useRecords: false });
+
+/** The tester's own sleeps assume elections finish within this (RaftElectionTimeout). */
+export const electionTimeoutMs = 1000;
+export const tickMs = 100;
+
+export type Command = number | string;
+
+export interface ClusterOptions {
+  readonly seed: number;
+  readonly unreliable?: boolean;
+  readonly yieldToHost: YieldToHost;
+  readonly unsafe?: RaftConfig['unsafe'];
+}
+
+export class TestFailure extends Error {
+  override name = 'TestFailure';
+}
+
+export class RaftCluster {
+  readonly scheduler: Scheduler;
+  readonly network: SimNetwork<Message>;
+  readonly checker = new SafetyChecker();
+  readonly n: number;
+  readonly nodes: (RaftNode | undefined)[];
+  readonly storages: MemoryStorage[];
+  /** Per server: the command applied at each index. */
+  readonly logs: Map<number, Command>[];
+  readonly prng: Prng;
+  private readonly ids: NodeId[];
+  private readonly connected: boolean[];
+  private readonly nodePrng: Prng;
+  private readonly options: ClusterOptions;
+  private applyError: string | undefined;
+  private maxIndex = 0;
+
+  constructor(n: number, options: ClusterOptions) {
+    this.n = n;
+    this.options = options;
+    const root = new Prng(options.seed);
+    this.prng = root.fork();
+    this.nodePrng = root.fork();
+    this.scheduler = new Scheduler(options.yieldToHost);
+    this.network = new SimNetwork(this.scheduler, root.fork(), { encode: encodeMessage, decode: decodeMessage, isRequest });
+    this.network.reliable = options.unreliable !== true;
+    this.ids = Array.from({ length: n }, (_, i) => nodeId(i + 1));
+    this.nodes = new Array<RaftNode | undefined>(n).fill(undefined);
+    this.storages = Array.from({ length: n }, () => new MemoryStorage());
+    this.logs = Array.from({ length: n }, () => new Map());
+    this.connected = new Array<boolean>(n).fill(false);
+  }
+
+  /** Starts every server and connects them (make_config). */
+  async startAll(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.start1(i);
+    for (let i = 0; i < this.n; i++) this.connect(i);
+  }
+
+  // ---- Crash, restart, connect (crash1, start1, connect, disconnect) ----------------------
+
+  crash1(i: number): void {
+    this.disconnect(i);
+    this.network.detach(this.ids[i]!);
+    this.nodes[i]?.stop();
+    this.nodes[i] = undefined;
+    // The zombie keeps the old object; the next incarnation reads a copy.
+    this.storages[i] = this.storages[i]!.copy();
+  }
+
+  async start1(i: number): Promise<void> {
+    this.crash1(i);
+    this.logs[i] = new Map();
+    const id = this.ids[i]!;
+    const config: RaftConfig = { ...defaultTiming, id, voters: this.ids, ...(this.options.unsafe ? { unsafe: this.options.unsafe } : {}) };
+    const node = await RaftNode.open({
+      config,
+      prng: this.nodePrng.fork(),
+      clock: this.scheduler.clock(),
+      tickMs,
+      transport: { send: (to, message) => this.network.send(id, to, message) },
+      storage: this.storages[i]!,
+      apply: (entry) => this.applied(i, entry),
+      observer: (raftNode, ready) => this.checker.observe(raftNode, ready),
+      onFatal: (error) => {
+        this.applyError ??= `server ${i} failed: ${String(error)}`;
+      },
+    });
+    this.nodes[i] = node;
+    this.network.attach(id, (message) => node.receive(message));
+  }
+
+  connect(i: number): void {
+    this.connected[i] = true;
+    this.network.connect(this.ids[i]!);
+  }
+
+  disconnect(i: number): void {
+    this.connected[i] = false;
+    this.network.disconnect(this.ids[i]!);
+  }
+
+  isConnected(i: number): boolean {
+    return this.connected[i]!;
+  }
+
+  setReliable(reliable: boolean): void {
+    this.network.reliable = reliable;
+  }
+
+  setLongReordering(on: boolean): void {
+    this.network.longReordering = on;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return this.scheduler.sleep(ms);
+  }
+
+  // ---- The service side: Start, GetState, applied commands --------------------------------
+
+  /** rf.Start(cmd): returns at once. */
+  start(i: number, command: Command): { index: number; term: number; isLeader: boolean } {
+    const node = this.nodes[i];
+    if (node === undefined) return { index: -1, term: -1, isLeader: false };
+    const result = node.propose(packr.pack(command));
+    if (!result.ok) return { index: -1, term: node.status().term, isLeader: false };
+    return { index: result.index, term: result.term, isLeader: true };
+  }
+
+  getState(i: number): { term: number; isLeader: boolean } {
+    const node = this.nodes[i];
+    if (node === undefined) return { term: -1, isLeader: false };
+    const status = node.status();
+    return { term: status.term, isLeader: status.role === 'leader' };
+  }
+
+  private applied(i: number, entry: Entry): void {
+    if (entry.data.length === 0) return;
+    const command = packr.unpack(entry.data) as Command;
+    for (let j = 0; j < this.n; j++) {
+      const other = this.logs[j]!.get(entry.index);
+      if (other !== undefined && other !== command) {
+        this.applyError ??= `commit index=${entry.index} server=${i} ${String(command)} != server=${j} ${String(other)}`;
+      }
+    }
+    const log = this.logs[i]!;
+    if (entry.index > 1 && !log.has(entry.index - 1)) {
+      this.applyError ??= `server ${i} apply out of order ${entry.index}`;
+    }
+    log.set(entry.index, command);
+    this.maxIndex = Math.max(this.maxIndex, entry.index);
+  }
+
+  /** Fails the test if any apply-order or agreement error or safety violation was seen. */
+  checkErrors(): void {
+    if (this.applyError !== undefined) throw new TestFailure(this.applyError);
+    const violation = this.checker.firstViolation();
+    if (violation !== undefined) throw new TestFailure(`safety violation: ${violation}`);
+  }
+
+  // ---- The tester's checks ----------------------------------------------------------------
+
+  /** A leader within about 5 s (10 tries, 450–549 ms apart); never two in one term. */
+  async checkOneLeader(): Promise<number> {
+    for (let iteration = 0; iteration < 10; iteration++) {
+      await this.sleep(450 + this.prng.int(100));
+      const leaders = new Map<number, number[]>();
+      for (let i = 0; i < this.n; i++) {
+        if (!this.connected[i]) continue;
+        const { term, isLeader } = this.getState(i);
+        if (isLeader) leaders.set(term, [...(leaders.get(term) ?? []), i]);
+      }
+      let lastTermWithLeader = -1;
+      for (const [term, servers] of leaders) {
+        if (servers.length > 1) throw new TestFailure(`term ${term} has ${servers.length} (>1) leaders`);
+        lastTermWithLeader = Math.max(lastTermWithLeader, term);
+      }
+      if (leaders.size > 0) return leaders.get(lastTermWithLeader)![0]!;
+    }
+    throw new TestFailure('expected one leader, got none');
+  }
+
+  /** All connected servers agree on the term. */
+  checkTerms(): number {
+    let term = -1;
+    for (let i = 0; i < this.n; i++) {
+      if (!this.connected[i]) continue;
+      const t = this.getState(i).term;
+      if (term === -1) term = t;
+      else if (term !== t) throw new TestFailure('servers disagree on term');
+    }
+    return term;
+  }
+
+  checkNoLeader(): void {
+    for (let i = 0; i < this.n; i++) {
+      if (this.connected[i] && this.getState(i).isLeader) {
+        throw new TestFailure(`expected no leader among connected servers, but ${i} claims to be leader`);
+      }
+    }
+  }
+
+  /** How many servers have applied `index`, and the command there. */
+  nCommitted(index: number): { count: number; command: Command | undefined } {
+    this.checkErrors();
+    let count = 0;
+    let command: Command | undefined;
+    for (let i = 0; i < this.n; i++) {
+      const value = this.logs[i]!.get(index);
+      if (value === undefined) continue;
+      if (count > 0 && value !== command) throw new TestFailure(`committed values do not match: index ${index}`);
+      count++;
+      command = value;
+    }
+    return { count, command };
+  }
+
+  /** Waits (about 24 s at most) for at least n servers to commit `index`; -1 if the term moved. */
+  async wait(index: number, n: number, startTerm: number): Promise<Command | -1> {
+    let sleepMs = 10;
+    for (let iteration = 0; iteration < 30; iteration++) {
+      if (this.nCommitted(index).count >= n) break;
+      await this.sleep(sleepMs);
+      if (sleepMs < 1000) sleepMs *= 2;
+      if (startTerm > -1) {
+        for (let i = 0; i < this.n; i++) {
+          if (this.nodes[i] !== undefined && this.getState(i).term > startTerm) return -1;
+        }
+      }
+    }
+    const { count, command } = this.nCommitted(index);
+    if (count < n) throw new TestFailure(`only ${count} decided for index ${index}; wanted ${n}`);
+    return command!;
+  }
+
+  /**
+   * The workhorse: submit `command` to a leader and wait until `expectedServers` agree on
+   * it. 10 s in all; 2 s per attempt; without `retry`, one failed attempt fails the test.
+   */
+  async one(command: Command, expectedServers: number, retry: boolean): Promise<number> {
+    const deadline = this.scheduler.nowMs + 10_000;
+    let starts = 0;
+    while (this.scheduler.nowMs < deadline) {
+      let index = -1;
+      for (let k = 0; k < this.n; k++) {
+        starts = (starts + 1) % this.n;
+        if (!this.connected[starts]) continue;
+        const result = this.start(starts, command);
+        if (result.isLeader) {
+          index = result.index;
+          break;
+        }
+      }
+      if (index !== -1) {
+        const attemptEnd = this.scheduler.nowMs + 2000;
+        while (this.scheduler.nowMs < attemptEnd) {
+          const { count, command: committed } = this.nCommitted(index);
+          if (count > 0 && count >= expectedServers && committed === command) return index;
+          await this.sleep(20);
+        }
+        if (!retry) throw new TestFailure(`one(${String(command).slice(0, 20)}) failed to reach agreement`);
+      } else {
+        await this.sleep(50);
+      }
+    }
+    throw new TestFailure(`one(${String(command).slice(0, 20)}) failed to reach agreement`);
+  }
+
+  /** Requests received by server i (labrpc's per-server count). */
+  rpcCount(i: number): number {
+    return this.network.rpcCount(this.ids[i]!);
+  }
+
+  rpcTotal(): number {
+    let total = 0;
+    for (let i = 0; i < this.n; i++) total += this.rpcCount(i);
+    return total;
+  }
+
+  bytesTotal(): number {
+    return this.network.bytesTotal;
+  }
+
+  /** The largest persisted Raft state over all servers (LogSize). */
+  logSize(): number {
+    return Math.max(...this.storages.map((storage) => storage.sizeBytes()));
+  }
+
+  randomCommand(): number {
+    return this.prng.int(2 ** 31);
+  }
+
+  cleanup(): void {
+    for (let i = 0; i < this.n; i++) this.crash1(i);
+    this.checkErrors();
+  }
+
+  nodeId(i: number): NodeId {
+    return this.ids[i]!;
+  }
+
+  highestApplied(): number {
+    return this.maxIndex;
+  }
+}
+
+export function mustBe(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new TestFailure(message);
+}
+
