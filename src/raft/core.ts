@@ -414,7 +414,7 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
-    pr.probeSent = false;
+    pr.onHeartbeatResponse();
     if (pr.match < this.log.lastIndex()) this.appendOwed.add(m.from);
   }
 

@@ -48,6 +48,16 @@ export class Progress {
     return this.state === 'probe' ? this.probeSent : this.inflight.length >= this.inflightMax;
   }
 
+  /**
+   * A heartbeat answer proves the follower is reachable. If the pipeline is full, its
+   * Appends may all have been lost; freeing one slot lets the next Append through, and the
+   * follower's rejection of it (a gap) starts a probe (etcd does the same).
+   */
+  onHeartbeatResponse(): void {
+    this.probeSent = false;
+    if (this.state === 'replicate' && this.inflight.length >= this.inflightMax) this.inflight.shift();
+  }
+
   /** Records an Append carrying entries up to `lastIndex` (or none, if equal to next-1). */
   sentAppend(lastIndex: number, entryCount: number): void {
     if (this.state === 'replicate') {

@@ -280,7 +280,7 @@ export class RaftCluster {
         await this.sleep(50);
       }
     }
-    throw new TestFailure(`one(${String(command).slice(0, 20)}) failed to reach agreement`);
+    throw new TestFailure(`one(${String(command).slice(0, 20)}) failed to reach agreement\n${this.describe()}`);
   }
 
   /** Requests received by server i (labrpc's per-server count). */
@@ -310,6 +310,22 @@ export class RaftCluster {
   cleanup(): void {
     for (let i = 0; i < this.n; i++) this.crash1(i);
     this.checkErrors();
+  }
+
+  /** One line per server: role, term, log and commit positions, and a leader's view of peers. */
+  describe(): string {
+    const lines: string[] = [`t=${this.scheduler.nowMs}ms`];
+    for (let i = 0; i < this.n; i++) {
+      const node = this.nodes[i];
+      if (node === undefined) {
+        lines.push(`  ${i}: crashed`);
+        continue;
+      }
+      const s = node.status();
+      const progress = [...node.core.describeProgress()].map(([id, text]) => `${id}:${text}`).join(', ');
+      lines.push(`  ${i}: ${s.role} term=${s.term} leader=${s.leader} last=${s.lastIndex} commit=${s.commit} applied=${s.applied} connected=${this.connected[i]} ${progress}`);
+    }
+    return lines.join('\n');
   }
 
   nodeId(i: number): NodeId {
