@@ -2,9 +2,12 @@
 
 import { Command } from 'commander';
 import { argv } from '../platform/process.js';
+import { registerSim } from './sim.js';
 
 const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
   .showHelpAfterError();
+
+registerSim(program);
 
 await program.parseAsync(argv());

@@ -62,8 +62,12 @@ export class RaftCore {
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
   private uncommittedBytes = 0;
-  /** Peers owed an Append (new entries or a newer commit) at the next Ready. */
-  private readonly appendOwed = new Set<NodeId>();
+  /**
+   * Peers owed an Append (new entries or a newer commit) at the next Ready. The value says
+   * whether to send one even with no entries: a heartbeat answer from a follower that lags
+   * needs a pipeline probe, since its Appends or their answers may have been lost.
+   */
+  private readonly appendOwed = new Map<NodeId, boolean>();
   private messages: Message[] = [];
   private lastHardState: HardState;
   private readyOutstanding = false;
@@ -398,16 +402,16 @@ export class RaftCore {
       // Fast backtracking: skip every entry of a term the follower does not have.
       let hint = m.hintIndex;
       if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm)[0];
-      if (pr.maybeDecrease(m.index, hint)) this.appendOwed.add(m.from);
+      if (pr.maybeDecrease(m.index, hint)) this.oweAppend(m.from, false);
       return;
     }
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) {
-      if (wasPaused && !pr.isPaused()) this.appendOwed.add(m.from);
+      if (wasPaused && !pr.isPaused()) this.oweAppend(m.from, false);
       return;
     }
     if (pr.state === 'probe') pr.becomeReplicate();
-    if (!this.maybeCommit() && pr.match < this.log.lastIndex()) this.appendOwed.add(m.from);
+    if (!this.maybeCommit() && pr.match < this.log.lastIndex()) this.oweAppend(m.from, false);
   }
 
   private stepHeartbeatResponse(m: HeartbeatResponse): void {
@@ -415,7 +419,7 @@ export class RaftCore {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.onHeartbeatResponse();
-    if (pr.match < this.log.lastIndex()) this.appendOwed.add(m.from);
+    if (pr.match < this.log.lastIndex()) this.oweAppend(m.from, true);
   }
 
   /** Raft §5.3–5.4: commit the quorum's match index if it is of the current term. */
@@ -428,14 +432,14 @@ export class RaftCore {
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes);
     this.log.commitTo(candidate);
     // Tell followers promptly, so they apply without waiting for the next heartbeat.
-    for (const id of this.voters) if (id !== this.id) this.appendOwed.add(id);
+    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
     return true;
   }
 
   private appendEntry(entry: Entry): void {
     this.log.append([entry]);
     this.uncommittedBytes += entry.data.length;
-    for (const id of this.voters) if (id !== this.id) this.appendOwed.add(id);
+    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
   }
 
   /** Sends the Appends owed since the last Ready: one per follower, however many proposals. */
@@ -444,18 +448,22 @@ export class RaftCore {
       this.appendOwed.clear();
       return;
     }
-    for (const id of [...this.appendOwed].sort((a, b) => a - b)) {
-      if (id !== this.id) this.maybeSendAppend(id);
+    for (const [id, sendIfEmpty] of [...this.appendOwed].sort(([a], [b]) => a - b)) {
+      this.maybeSendAppend(id, sendIfEmpty);
     }
     this.appendOwed.clear();
   }
 
-  private maybeSendAppend(to: NodeId): boolean {
+  private oweAppend(to: NodeId, sendIfEmpty: boolean): void {
+    this.appendOwed.set(to, sendIfEmpty || this.appendOwed.get(to) === true);
+  }
+
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.progressOf(to);
     if (pr.isPaused()) return false;
     const last = this.log.lastIndex();
     const entries = pr.next <= last ? this.log.slice(pr.next, last, this.config.appendBytesMax) : [];
-    if (entries.length === 0 && pr.state === 'replicate') {
+    if (entries.length === 0 && pr.state === 'replicate' && !sendIfEmpty) {
       // Nothing new to ship: at most a commit update, sent as a heartbeat because an
       // empty Append would race the Appends still in flight and be rejected.
       const commit = index(Math.min(pr.match, this.log.committed));
@@ -534,7 +542,7 @@ export class RaftCore {
       this.appendEntry({ term: this.term, index: index(this.log.lastIndex() + 1), type: 'normal', data: new Uint8Array(0) });
     }
     // Assert leadership at once: the probes stop other elections.
-    for (const id of this.voters) if (id !== this.id) this.appendOwed.add(id);
+    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
   }
 
   private resetElectionTimer(): void {
