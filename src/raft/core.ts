@@ -93,6 +93,13 @@ export class RaftCore {
     else this.tickElection();
   }
 
+  /** Starts an election now, as if the election timeout had passed (etcd's MsgHup). */
+  campaign(): void {
+    if (this.role === 'leader' || !this.isVoter()) return;
+    this.electionElapsed = 0;
+    this.startElection(this.config.preVote ? 'precandidate' : 'candidate', false);
+  }
+
   /** Proposes `data` for the log. Only a leader accepts; the shell reports the result. */
   propose(data: Uint8Array): ProposeResult {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
@@ -249,13 +256,10 @@ export class RaftCore {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTicks && this.isVoter()) {
-      this.electionElapsed = 0;
-      this.campaign(this.config.preVote ? 'precandidate' : 'candidate', false);
-    }
+    if (this.electionElapsed >= this.randomizedElectionTicks) this.campaign();
   }
 
-  private campaign(role: 'precandidate' | 'candidate', transfer: boolean): void {
+  private startElection(role: 'precandidate' | 'candidate', transfer: boolean): void {
     if (role === 'precandidate') this.becomePreCandidate();
     else this.becomeCandidate();
     const campaignTerm = role === 'precandidate' ? term(this.term + 1) : this.term;
@@ -279,7 +283,7 @@ export class RaftCore {
     if (result === 'lost') {
       this.becomeFollower(this.term, nodeId(0));
     } else if (this.role === 'precandidate') {
-      this.campaign('candidate', false);
+      this.startElection('candidate', false);
     } else {
       this.becomeLeader();
     }
@@ -406,7 +410,10 @@ export class RaftCore {
       return;
     }
     const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) {
+    const updated = pr.maybeUpdate(m.index);
+    // A probe answered at the match we already knew still proves where the follower is.
+    const probeConfirmed = pr.state === 'probe' && pr.match === m.index;
+    if (!updated && !probeConfirmed) {
       if (wasPaused && !pr.isPaused()) this.oweAppend(m.from, false);
       return;
     }
@@ -532,7 +539,10 @@ export class RaftCore {
     this.leader = this.id;
     for (const id of this.voters) {
       const pr = new Progress(index(this.log.lastIndex() + 1), this.config.inflightMessagesMax);
-      if (id === this.id) pr.maybeUpdate(this.log.stableIndex);
+      if (id === this.id) {
+        pr.maybeUpdate(this.log.stableIndex);
+        pr.becomeReplicate();
+      }
       pr.recentActive = true;
       this.progress.set(id, pr);
     }
