@@ -2,12 +2,14 @@
 
 import { Command } from 'commander';
 import { argv } from '../platform/process.js';
+import { registerLincheck } from './lincheck.js';
 import { registerSim } from './sim.js';
 
 const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
   .showHelpAfterError();
 
+registerLincheck(program);
 registerSim(program);
 
 await program.parseAsync(argv());

@@ -1,0 +1,29 @@
+// Where the Porcupine corpus lives: ../shared/linearizability/porcupine-data next to the
+// repository. Found by walking up from this file, so it works from test/ and from dist/test/.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const levelsMax = 8;
+
+export function findCorpusDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < levelsMax; level++) {
+    const candidate = join(dir, '..', 'shared', 'linearizability', 'porcupine-data');
+    if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find ../shared/linearizability/porcupine-data above this file');
+}
+
+/** The 23 etcd logs Porcupine expects to be linearizable; the other 79 (095 aside) are not. */
+export const etcdLinearizable: ReadonlySet<number> = new Set([
+  2, 5, 7, 18, 25, 31, 38, 45, 48, 49, 51, 53, 56, 67, 75, 76, 80, 87, 92, 98, 100, 101, 102,
+]);
+/** etcd_095.log is empty ("etcd cluster failed to start up in test 95"): no verdict. */
+export const etcdNumbers: readonly number[] = Array.from({ length: 103 }, (_, i) => i).filter((i) => i !== 95);
+export const etcdName = (i: number): string => `etcd_${String(i).padStart(3, '0')}.log`;
+export const kvFiles: readonly string[] = ['c01-ok', 'c01-bad', 'c10-ok', 'c10-bad', 'c50-ok', 'c50-bad'];
+/** Porcupine runs its unpartitioned model on these only. */
+export const kvWholeFiles: readonly string[] = ['c01-ok', 'c01-bad', 'c10-ok', 'c10-bad'];
