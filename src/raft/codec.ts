@@ -5,7 +5,10 @@
 import { Packr } from 'msgpackr';
 import { type Index, type NodeId, index, nodeId, term } from '../stdx/types.js';
 import type { Message, MessageType } from './messages.js';
-import type { Entry, EntryType } from './types.js';
+import type { Entry, EntryType, SnapshotMeta } from './types.js';
+
+/** Members of one configuration, at most (a sanity bound for decoding). */
+const membersMax = 1024;
 
 export const WIRE_VERSION = 1;
 
@@ -36,6 +39,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
 
 const messageTypes: ReadonlySet<string> = new Set<MessageType>([
   'PreVote', 'Vote', 'PreVoteResp', 'VoteResp', 'App', 'AppResp', 'Heartbeat', 'HeartbeatResp',
+  'Snap', 'SnapResp', 'TimeoutNow', 'ReadIndex', 'ReadIndexResp',
 ]);
 
 function validateMessage(raw: unknown): Message {
@@ -58,6 +62,16 @@ function validateMessage(raw: unknown): Message {
       return { ...header, type: 'Heartbeat', commit: idx(m, 'commit'), context: count(m, 'context') };
     case 'HeartbeatResp':
       return { ...header, type: 'HeartbeatResp', context: count(m, 'context') };
+    case 'Snap':
+      return { ...header, type: 'Snap', meta: snapshotMeta(m['meta']), offset: count(m, 'offset'), data: bytes(m, 'data'), done: bool(m, 'done') };
+    case 'SnapResp':
+      return { ...header, type: 'SnapResp', index: idx(m, 'index'), offset: count(m, 'offset') };
+    case 'TimeoutNow':
+      return { ...header, type: 'TimeoutNow' };
+    case 'ReadIndex':
+      return { ...header, type: 'ReadIndex', context: count(m, 'context') };
+    case 'ReadIndexResp':
+      return { ...header, type: 'ReadIndexResp', context: count(m, 'context'), index: idx(m, 'index') };
   }
 }
 
@@ -68,14 +82,31 @@ function entries(raw: unknown): Entry[] {
     const e = record(item, 'entry');
     const type = e['type'];
     if (type !== 'normal' && type !== 'config') throw new DecodeError(`unknown entry type ${String(type)}`);
-    const data = e['data'];
-    if (!(data instanceof Uint8Array)) throw new DecodeError('entry data is not bytes');
-    const entry: Entry = { term: term(count(e, 'term')), index: idx(e, 'index'), type: type as EntryType, data };
+    const entry: Entry = { term: term(count(e, 'term')), index: idx(e, 'index'), type: type as EntryType, data: bytes(e, 'data') };
     const previous = out[out.length - 1];
     if (previous !== undefined && entry.index !== previous.index + 1) throw new DecodeError('entries are not contiguous');
     out.push(entry);
   }
   return out;
+}
+
+function snapshotMeta(raw: unknown): SnapshotMeta {
+  const m = record(raw, 'snapshot meta');
+  return { index: idx(m, 'index'), term: term(count(m, 'term')), voters: ids(m['voters']), learners: ids(m['learners']) };
+}
+
+function ids(raw: unknown): NodeId[] {
+  if (!Array.isArray(raw) || raw.length > membersMax) throw new DecodeError('member list is not a short array');
+  return raw.map((value) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new DecodeError('member id is not a positive integer');
+    return nodeId(value);
+  });
+}
+
+function bytes(m: Record<string, unknown>, field: string): Uint8Array {
+  const value = m[field];
+  if (!(value instanceof Uint8Array)) throw new DecodeError(`field ${field} is not bytes`);
+  return value;
 }
 
 function record(raw: unknown, what: string): Record<string, unknown> {

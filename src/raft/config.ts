@@ -5,8 +5,14 @@ import type { NodeId } from '../stdx/types.js';
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** The voting members (including `id` unless it is a learner), fixed at creation. */
+  /**
+   * The voting members of a new cluster (the bootstrap configuration). A node that
+   * restarts from a snapshot takes its membership from the snapshot instead, and config
+   * entries in the log change it as they apply.
+   */
   readonly voters: readonly NodeId[];
+  /** Non-voting members of a new cluster. */
+  readonly learners?: readonly NodeId[];
   /** Ticks between heartbeats. */
   readonly heartbeatTicks: number;
   /** Base election timeout; each term draws a timeout in [electionTicks, 2 * electionTicks). */
@@ -25,6 +31,14 @@ export interface RaftConfig {
   readonly applyBytesMax: number;
   /** Bytes of proposed but uncommitted entries a leader accepts before refusing more. */
   readonly uncommittedBytesMax: number;
+  /** Bytes of snapshot data per InstallSnapshot chunk. */
+  readonly snapshotChunkBytes: number;
+  /**
+   * How linearizable reads are confirmed (thesis §6.4): 'safe' runs one heartbeat round
+   * per batch of reads (ReadIndex); 'lease' answers from the leader lease without a round,
+   * which requires checkQuorum and assumes ticks run at about the same rate on every node.
+   */
+  readonly readMode: 'safe' | 'lease';
   /**
    * Deliberately broken variants, for proving that the checkers bite (STYLE.md 18). Never
    * set outside tests.
@@ -34,6 +48,8 @@ export interface RaftConfig {
     readonly grantVoteWithoutLogCheck?: boolean;
     /** Commit an entry of an earlier term by counting replicas (Raft §5.4.2, Figure 8). */
     readonly commitPreviousTermByCounting?: boolean;
+    /** Answer reads from the leader's commit index without confirming leadership. */
+    readonly readWithoutConfirmation?: boolean;
   };
 }
 
@@ -47,6 +63,8 @@ export const defaultTiming = {
   appendBytesMax: 1 << 20,
   applyBytesMax: 4 << 20,
   uncommittedBytesMax: 64 << 20,
+  snapshotChunkBytes: 1 << 20,
+  readMode: 'safe',
 } as const;
 
 export function validateConfig(config: RaftConfig): string | undefined {
@@ -55,5 +73,9 @@ export function validateConfig(config: RaftConfig): string | undefined {
   if (config.inflightMessagesMax < 1) return 'inflightMessagesMax must be at least 1';
   if (new Set(config.voters).size !== config.voters.length) return 'voters must be distinct';
   if (config.voters.some((id) => id <= 0)) return 'node ids must be positive';
+  if ((config.learners ?? []).some((id) => config.voters.includes(id))) return 'a node cannot be both voter and learner';
+  if (config.snapshotChunkBytes < 1) return 'snapshotChunkBytes must be at least 1';
+  if (config.readMode === 'lease' && !config.checkQuorum) return 'lease reads require checkQuorum';
+  if (config.readMode === 'lease' && config.electionTicks < 3) return 'lease reads need electionTicks >= 3';
   return undefined;
 }

@@ -1,46 +1,73 @@
 // The Raft consensus core: synchronous, sans-IO and deterministic (DESIGN.md §2, modelled
-// on etcd-io/raft's RawNode). Inputs: tick(), step(message), propose(data). Output: a
-// Ready with what to persist, what to send and what to apply; the shell handles one Ready
-// at a time and then calls advance(ready).
+// on etcd-io/raft's RawNode). Inputs: tick(), step(message), propose(data), readIndex(),
+// compact(), transferLeadership(), proposeConfChange(). Output: a Ready with what to
+// persist, what to send and what to apply; the shell handles one Ready at a time and then
+// calls advance(ready).
 //
-// The I/O ordering contract: every message in a Ready may depend on the hard state and
-// entries in the same Ready (a granted vote, an acknowledged append), so the shell must
-// make those durable before it sends a single message. The leader counts its own log
-// toward commitment only once it is durable (advance() reports that).
+// The I/O ordering contract: every message in a Ready may depend on the hard state,
+// entries and snapshot in the same Ready (a granted vote, an acknowledged append), so the
+// shell must make those durable before it sends a single message. The leader counts its
+// own log toward commitment only once it is durable (advance() reports that).
 
 import { assert, unreachable } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
 import { type Index, type NodeId, type Term, index, nodeId, term } from '../stdx/types.js';
 import { type RaftConfig, validateConfig } from './config.js';
 import { RaftLog } from './log.js';
-import type { Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, VoteRequest, VoteResponse } from './messages.js';
+import { type ConfChange, type Membership, applyConfChange, decodeConfChange, encodeConfChange } from './membership.js';
+import type {
+  Append,
+  AppendResponse,
+  Heartbeat,
+  HeartbeatResponse,
+  Message,
+  ReadIndexRequest,
+  SnapshotChunk,
+  SnapshotResponse,
+  VoteRequest,
+} from './messages.js';
 import { Progress } from './progress.js';
 import { committedIndex, quorumActive, voteResult } from './quorum.js';
-import type { Entry, HardState } from './types.js';
+import { ReadOnly } from './read-only.js';
+import type { Entry, HardState, Snapshot, SnapshotMeta } from './types.js';
 
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
+
+/** A read that became safe: serve it once the state machine has applied `index`. */
+export interface ReadState {
+  readonly context: number;
+  readonly index: Index;
+}
 
 export interface Ready {
   /** Set when the hard state changed since the last Ready. Persist before sending. */
   readonly hardState: HardState | undefined;
   /** Entries to make durable; they replace any persisted entries from entries[0].index. */
   readonly entries: readonly Entry[];
-  /** Messages to send, after the hard state and entries are durable. */
+  /**
+   * A snapshot to make durable (before the entries). If `applySnapshot` is set it came
+   * from the leader and the service must also restore it, before the committed entries.
+   */
+  readonly snapshot: Snapshot | undefined;
+  readonly applySnapshot: boolean;
+  /** Messages to send, after the hard state, snapshot and entries are durable. */
   readonly messages: readonly Message[];
   /** Committed entries to apply to the service, in order. */
   readonly committedEntries: readonly Entry[];
+  /** Reads confirmed since the last Ready. */
+  readonly readStates: readonly ReadState[];
 }
+
+export type RefusalReason = 'not-leader' | 'too-many-uncommitted-bytes' | 'transferring' | 'conf-change-pending' | 'invalid-conf-change';
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: Index; readonly term: Term }
-  | { readonly ok: false; readonly reason: 'not-leader'; readonly leader: NodeId }
-  | { readonly ok: false; readonly reason: 'too-many-uncommitted-bytes'; readonly leader: NodeId };
+  | { readonly ok: false; readonly reason: RefusalReason; readonly leader: NodeId; readonly detail?: string };
 
 export interface InitialState {
   readonly hardState: HardState;
   readonly entries: readonly Entry[];
-  readonly snapshotIndex: Index;
-  readonly snapshotTerm: Term;
+  readonly snapshot: Snapshot | undefined;
 }
 
 export class RaftCore {
@@ -52,12 +79,14 @@ export class RaftCore {
   /** The leader of `term` as far as this node knows, or 0. */
   leader: NodeId = nodeId(0);
   readonly log: RaftLog;
+  /** The applied configuration. */
+  membership: Membership;
 
   private readonly config: RaftConfig;
   private readonly prng: Prng;
-  private readonly voters: readonly NodeId[];
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
+  private ticks = 0;
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
@@ -69,8 +98,26 @@ export class RaftCore {
    */
   private readonly appendOwed = new Map<NodeId, boolean>();
   private messages: Message[] = [];
+  private readStates: ReadState[] = [];
   private lastHardState: HardState;
   private readyOutstanding = false;
+  /** The latest snapshot (sent to followers that need compacted entries). */
+  private snapshot: Snapshot | undefined;
+  /** A snapshot waiting for the next Ready: a local compaction or one received. */
+  private pendingSnapshot: { snapshot: Snapshot; apply: boolean } | undefined;
+  /** Chunks of a snapshot being received: its meta and the bytes so far. */
+  private incoming: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | undefined;
+  /** Membership after each applied config entry since the snapshot, for snapshot metas. */
+  private membershipHistory: { index: Index; membership: Membership }[] = [];
+  /** Leader: the index of the last config entry; none may be proposed until it applies. */
+  private pendingConfIndex: Index = index(0);
+  private readOnly: ReadOnly;
+  /** Leader: reads waiting for the first commit of this term. */
+  private readsAwaitingCommit: { from: NodeId; context: number }[] = [];
+  private leadTransferee: NodeId = nodeId(0);
+  private transferElapsed = 0;
+  /** Reads are waiting for a heartbeat round: one round at the next Ready serves them all. */
+  private readRoundOwed = false;
 
   constructor(config: RaftConfig, prng: Prng, initial: InitialState) {
     const problem = validateConfig(config);
@@ -78,10 +125,16 @@ export class RaftCore {
     this.config = config;
     this.id = config.id;
     this.prng = prng;
-    this.voters = [...config.voters].sort((a, b) => a - b);
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
-    this.log = new RaftLog(initial.snapshotIndex, initial.snapshotTerm, initial.entries, initial.hardState.commit);
+    const snapshot = initial.snapshot;
+    this.snapshot = snapshot;
+    this.membership = snapshot
+      ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners }
+      : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) };
+    this.log = new RaftLog(snapshot?.meta.index ?? index(0), snapshot?.meta.term ?? term(0), initial.entries, initial.hardState.commit);
+    this.membershipHistory = [{ index: this.log.snapshotIndex, membership: this.membership }];
+    this.readOnly = new ReadOnly(this.id);
     this.lastHardState = this.hardState();
     this.resetElectionTimer();
   }
@@ -89,6 +142,7 @@ export class RaftCore {
   // ---- Inputs -------------------------------------------------------------------------
 
   tick(): void {
+    this.ticks++;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -102,13 +156,58 @@ export class RaftCore {
 
   /** Proposes `data` for the log. Only a leader accepts; the shell reports the result. */
   propose(data: Uint8Array): ProposeResult {
-    if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
-    if (this.uncommittedBytes + data.length > this.config.uncommittedBytesMax && this.uncommittedBytes > 0) {
-      return { ok: false, reason: 'too-many-uncommitted-bytes', leader: this.leader };
-    }
-    const entry: Entry = { term: this.term, index: index(this.log.lastIndex() + 1), type: 'normal', data };
-    this.appendEntry(entry);
-    return { ok: true, index: entry.index, term: this.term };
+    const refusal = this.refuseProposal(data.length);
+    if (refusal !== undefined) return refusal;
+    return this.appendProposal('normal', data);
+  }
+
+  /** Proposes a single-server membership change (at most one pending at a time). */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    const refusal = this.refuseProposal(0);
+    if (refusal !== undefined) return refusal;
+    if (this.pendingConfIndex > this.log.applied) return this.refused('conf-change-pending');
+    const next = applyConfChange(this.membership, change);
+    if (typeof next === 'string') return this.refused('invalid-conf-change', next);
+    const result = this.appendProposal('config', encodeConfChange(change));
+    if (result.ok) this.pendingConfIndex = result.index;
+    return result;
+  }
+
+  /**
+   * Asks for a linearizable read. The answer comes as a ReadState with this `context`
+   * (nonzero, unique per node) in a later Ready; a read that cannot be served (no leader,
+   * lost leadership) simply never gets one, and the shell times it out.
+   */
+  readIndex(context: number): void {
+    assert(context > 0, 'read contexts are positive');
+    if (this.role === 'leader') this.leaderReadIndex(this.id, context);
+    else if (this.leader !== 0) this.send({ type: 'ReadIndex', to: this.leader, term: this.term, context });
+  }
+
+  /**
+   * The service has a snapshot of its state at applied index `at`; the log up to there
+   * may go once the snapshot is durable (it comes back in the next Ready to persist).
+   */
+  compact(at: Index, data: Uint8Array): boolean {
+    if (at <= this.log.snapshotIndex || at > this.log.applied) return false;
+    const t = this.log.term(at);
+    assert(t !== undefined, `compact at ${at}: no such entry`);
+    const m = this.membershipAt(at);
+    const snapshot: Snapshot = { meta: { index: at, term: t, voters: m.voters, learners: m.learners }, data };
+    this.snapshot = snapshot;
+    if (this.pendingSnapshot === undefined || !this.pendingSnapshot.apply) this.pendingSnapshot = { snapshot, apply: false };
+    return true;
+  }
+
+  /** Hands leadership to `to` once its log is caught up (thesis §3.10). */
+  transferLeadership(to: NodeId): boolean {
+    if (this.role !== 'leader' || to === this.id || !this.membership.voters.includes(to)) return false;
+    this.leadTransferee = to;
+    this.transferElapsed = 0;
+    const pr = this.progressOf(to);
+    if (pr.match === this.log.lastIndex()) this.send({ type: 'TimeoutNow', to, term: this.term });
+    else this.oweAppend(to, false);
+    return true;
   }
 
   step(message: Message): void {
@@ -144,7 +243,10 @@ export class RaftCore {
     assert(!this.readyOutstanding, 'hasReady() while a Ready is outstanding');
     return (
       this.messages.length > 0 ||
+      this.readStates.length > 0 ||
       this.appendOwed.size > 0 ||
+      this.readRoundOwed ||
+      this.pendingSnapshot !== undefined ||
       this.log.stableIndex < this.log.lastIndex() ||
       this.log.committed > this.log.applied ||
       !sameHardState(this.hardState(), this.lastHardState)
@@ -154,14 +256,23 @@ export class RaftCore {
   ready(): Ready {
     assert(!this.readyOutstanding, 'only one Ready may be outstanding (STYLE.md 3)');
     this.flushAppends();
+    if (this.readRoundOwed && this.role === 'leader') this.broadcastHeartbeat();
+    this.readRoundOwed = false;
     const hardState = this.hardState();
+    const pending = this.pendingSnapshot;
+    const appliedThrough = pending?.apply === true ? Math.max(this.log.applied, pending.snapshot.meta.index) : this.log.applied;
     const ready: Ready = {
       hardState: sameHardState(hardState, this.lastHardState) ? undefined : hardState,
       entries: this.log.unstableEntries(),
+      snapshot: pending?.snapshot,
+      applySnapshot: pending?.apply === true,
       messages: this.messages,
-      committedEntries: this.log.nextCommittedEntries(this.config.applyBytesMax),
+      committedEntries: this.log.nextCommittedEntries(this.config.applyBytesMax, appliedThrough),
+      readStates: this.readStates,
     };
+    this.pendingSnapshot = undefined;
     this.messages = [];
+    this.readStates = [];
     this.readyOutstanding = true;
     return ready;
   }
@@ -171,10 +282,18 @@ export class RaftCore {
     assert(this.readyOutstanding, 'advance() without an outstanding Ready');
     this.readyOutstanding = false;
     if (ready.hardState !== undefined) this.lastHardState = ready.hardState;
+    if (ready.snapshot !== undefined) {
+      if (ready.applySnapshot) this.log.appliedSnapshot(ready.snapshot.meta.index);
+      else this.log.compact(ready.snapshot.meta.index);
+      this.membershipHistory = this.membershipHistory.filter((h, i, all) => i === all.length - 1 || all[i + 1]!.index > this.log.snapshotIndex);
+    }
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
-    const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
-    if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+    for (const entry of ready.committedEntries) {
+      this.log.appliedTo(entry.index);
+      // A config entry a newer received snapshot covers is already in its membership.
+      if (entry.type === 'config' && entry.index > this.log.snapshotIndex) this.applyConfEntry(entry);
+    }
     if (this.role === 'leader') {
       // Our own log counts toward the quorum only once it is durable.
       this.progressOf(this.id).maybeUpdate(this.log.stableIndex);
@@ -189,11 +308,16 @@ export class RaftCore {
   /** The peers' replication state, for /status and tests; empty unless leader. */
   describeProgress(): Map<NodeId, string> {
     const out = new Map<NodeId, string>();
-    for (const id of this.voters) {
+    for (const id of this.members()) {
       const pr = this.progress.get(id);
       if (pr !== undefined) out.set(id, pr.describe());
     }
     return out;
+  }
+
+  /** A follower's match index, as the leader sees it (for promoting caught-up learners). */
+  matchOf(id: NodeId): Index | undefined {
+    return this.progress.get(id)?.match;
   }
 
   // ---- Term handling (first, for every message) ----------------------------------------
@@ -218,13 +342,13 @@ export class RaftCore {
     // A PreVote never changes our term; a granted PreVoteResp carries a future term.
     if (m.type === 'PreVote') return true;
     if (m.type === 'PreVoteResp' && !m.reject) return true;
-    const leader = m.type === 'App' || m.type === 'Heartbeat' ? m.from : nodeId(0);
-    this.becomeFollower(m.term, leader);
+    const fromLeader = m.type === 'App' || m.type === 'Heartbeat' || m.type === 'Snap';
+    this.becomeFollower(m.term, fromLeader ? m.from : nodeId(0));
     return true;
   }
 
   private stepLowerTerm(m: Message): void {
-    if (m.type === 'App' || m.type === 'Heartbeat') {
+    if (m.type === 'App' || m.type === 'Heartbeat' || m.type === 'Snap') {
       // A stale leader (say, one that was partitioned) learns the newer term from this
       // answer and steps down; without it, check-quorum and pre-vote could leave it stuck.
       this.send({ type: 'AppResp', to: m.from, term: this.term, index: index(0), reject: true, hintIndex: index(0), hintTerm: term(0) });
@@ -266,7 +390,7 @@ export class RaftCore {
     this.recordVote(this.id, true);
     if (this.checkElection()) return;
     const type = role === 'precandidate' ? 'PreVote' : 'Vote';
-    for (const id of this.voters) {
+    for (const id of this.membership.voters) {
       if (id === this.id) continue;
       this.send({ type, to: id, term: campaignTerm, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer });
     }
@@ -278,7 +402,7 @@ export class RaftCore {
 
   /** Acts on the votes so far. Returns true if the election is decided. */
   private checkElection(): boolean {
-    const result = voteResult(this.voters, this.votes);
+    const result = voteResult(this.membership.voters, this.votes);
     if (result === 'pending') return false;
     if (result === 'lost') {
       this.becomeFollower(this.term, nodeId(0));
@@ -294,6 +418,7 @@ export class RaftCore {
     switch (m.type) {
       case 'App':
       case 'Heartbeat':
+      case 'Snap':
         // Another node won this term.
         this.becomeFollower(this.term, m.from);
         this.stepFollower(m);
@@ -320,34 +445,52 @@ export class RaftCore {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case 'App':
-        this.electionElapsed = 0;
-        this.leader = m.from;
+        this.heardFromLeader(m.from);
         this.stepAppend(m);
         return;
       case 'Heartbeat':
-        this.electionElapsed = 0;
-        this.leader = m.from;
+        this.heardFromLeader(m.from);
         this.stepHeartbeat(m);
+        return;
+      case 'Snap':
+        this.heardFromLeader(m.from);
+        this.stepSnapshotChunk(m);
+        return;
+      case 'TimeoutNow':
+        // The leader hands over: campaign now, skipping pre-vote and the voters' leases.
+        if (this.isVoter()) this.startElection('candidate', true);
+        return;
+      case 'ReadIndexResp':
+        this.readStates.push({ context: m.context, index: m.index });
         return;
       default:
         return;
     }
   }
 
+  private heardFromLeader(leader: NodeId): void {
+    this.electionElapsed = 0;
+    this.leader = leader;
+  }
+
   private stepAppend(m: Append): void {
     if (m.prevIndex < this.log.committed) {
       // Everything up to our commit index matches any leader's log (Leader Completeness).
-      this.send({ type: 'AppResp', to: m.from, term: this.term, index: this.log.committed, reject: false, hintIndex: index(0), hintTerm: term(0) });
+      this.sendAppendResponse(m.from, this.log.committed);
       return;
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
     if (lastNew !== undefined) {
       this.log.commitTo(Math.min(m.commit, lastNew));
-      this.send({ type: 'AppResp', to: m.from, term: this.term, index: lastNew, reject: false, hintIndex: index(0), hintTerm: term(0) });
+      this.sendAppendResponse(m.from, lastNew);
       return;
     }
     const [hintIndex, hintTerm] = this.log.findConflictByTerm(m.prevIndex, m.prevTerm);
     this.send({ type: 'AppResp', to: m.from, term: this.term, index: m.prevIndex, reject: true, hintIndex, hintTerm });
+  }
+
+  private sendAppendResponse(to: NodeId, matched: Index): void {
+    this.send({ type: 'AppResp', to, term: this.term, index: matched, reject: false, hintIndex: index(0), hintTerm: term(0) });
   }
 
   private stepHeartbeat(m: Heartbeat): void {
@@ -355,11 +498,51 @@ export class RaftCore {
     this.send({ type: 'HeartbeatResp', to: m.from, term: this.term, context: m.context });
   }
 
+  /** Assembles a snapshot from in-order chunks; installs it when the last one arrives. */
+  private stepSnapshotChunk(m: SnapshotChunk): void {
+    if (m.meta.index <= this.log.committed) {
+      // We already hold everything it covers.
+      this.incoming = undefined;
+      this.sendAppendResponse(m.from, this.log.committed);
+      return;
+    }
+    if (m.offset === 0) this.incoming = { meta: m.meta, chunks: [], bytes: 0 };
+    const incoming = this.incoming;
+    if (incoming === undefined || incoming.meta.index !== m.meta.index || incoming.meta.term !== m.meta.term || incoming.bytes !== m.offset) {
+      // Out of order or a different snapshot: tell the leader where we are.
+      const same = incoming !== undefined && incoming.meta.index === m.meta.index;
+      this.send({ type: 'SnapResp', to: m.from, term: this.term, index: m.meta.index, offset: same ? incoming.bytes : 0 });
+      return;
+    }
+    incoming.chunks.push(m.data);
+    incoming.bytes += m.data.length;
+    if (!m.done) {
+      this.send({ type: 'SnapResp', to: m.from, term: this.term, index: m.meta.index, offset: incoming.bytes });
+      return;
+    }
+    this.incoming = undefined;
+    this.installSnapshot({ meta: incoming.meta, data: concat(incoming.chunks, incoming.bytes) });
+    this.sendAppendResponse(m.from, this.log.lastIndex());
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    const meta = snapshot.meta;
+    this.log.restore(meta.index, meta.term);
+    this.snapshot = snapshot;
+    this.pendingSnapshot = { snapshot, apply: true };
+    this.membership = { voters: meta.voters, learners: meta.learners };
+    this.membershipHistory = [{ index: meta.index, membership: this.membership }];
+  }
+
   // ---- Leader ------------------------------------------------------------------------------
 
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    if (this.leadTransferee !== 0 && ++this.transferElapsed >= this.config.electionTicks) {
+      // The target did not take over within an election timeout: give up, serve again.
+      this.leadTransferee = nodeId(0);
+    }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
       if (this.config.checkQuorum && !this.checkQuorumActive()) {
@@ -374,14 +557,16 @@ export class RaftCore {
   }
 
   private checkQuorumActive(): boolean {
-    const active = quorumActive(this.voters, (id) => id === this.id || this.progressOf(id).recentActive);
+    const active = quorumActive(this.membership.voters, (id) => id === this.id || this.progressOf(id).recentActive);
     for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
     return active;
   }
 
+  /** One heartbeat round to every member; its acknowledgements confirm reads and the lease. */
   private broadcastHeartbeat(): void {
-    for (const id of this.voters) {
-      if (id !== this.id) this.sendHeartbeat(id, this.progressOf(id), 0);
+    const round = this.readOnly.startRound(this.ticks);
+    for (const id of this.members()) {
+      if (id !== this.id) this.sendHeartbeat(id, this.progressOf(id), round);
     }
   }
 
@@ -392,6 +577,12 @@ export class RaftCore {
         return;
       case 'HeartbeatResp':
         this.stepHeartbeatResponse(m);
+        return;
+      case 'SnapResp':
+        this.stepSnapshotResponse(m);
+        return;
+      case 'ReadIndex':
+        this.stepForwardedRead(m);
         return;
       default:
         return;
@@ -417,7 +608,11 @@ export class RaftCore {
       if (wasPaused && !pr.isPaused()) this.oweAppend(m.from, false);
       return;
     }
+    if (pr.state === 'snapshot' && pr.match >= pr.snapshotIndex) pr.becomeProbe();
     if (pr.state === 'probe') pr.becomeReplicate();
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.send({ type: 'TimeoutNow', to: m.from, term: this.term });
+    }
     if (!this.maybeCommit() && pr.match < this.log.lastIndex()) this.oweAppend(m.from, false);
   }
 
@@ -426,12 +621,24 @@ export class RaftCore {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.onHeartbeatResponse();
-    if (pr.match < this.log.lastIndex()) this.oweAppend(m.from, true);
+    if (pr.match < this.log.lastIndex() || pr.state === 'snapshot') this.oweAppend(m.from, true);
+    if (m.context > 0) {
+      for (const read of this.readOnly.ack(m.from, m.context, this.membership.voters)) this.releaseRead(read.from, read.context, read.index);
+    }
+  }
+
+  private stepSnapshotResponse(m: SnapshotResponse): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined || pr.state !== 'snapshot') return;
+    pr.recentActive = true;
+    pr.snapshotOffset = m.index === pr.snapshotIndex ? m.offset : 0;
+    pr.chunkSent = false;
+    this.oweAppend(m.from, true);
   }
 
   /** Raft §5.3–5.4: commit the quorum's match index if it is of the current term. */
   private maybeCommit(): boolean {
-    const candidate = committedIndex(this.voters, (id) => this.progressOf(id).match);
+    const candidate = committedIndex(this.membership.voters, (id) => this.progress.get(id)?.match ?? 0);
     if (candidate <= this.log.committed) return false;
     const currentTermOnly = this.config.unsafe?.commitPreviousTermByCounting !== true;
     if (currentTermOnly && this.log.term(candidate) !== this.term) return false;
@@ -439,14 +646,34 @@ export class RaftCore {
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes);
     this.log.commitTo(candidate);
     // Tell followers promptly, so they apply without waiting for the next heartbeat.
-    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
+    for (const id of this.members()) if (id !== this.id) this.oweAppend(id, false);
+    if (this.log.term(candidate) === this.term) this.serveReadsAwaitingCommit();
     return true;
+  }
+
+  private refuseProposal(bytes: number): ProposeResult | undefined {
+    if (this.role !== 'leader') return this.refused('not-leader');
+    if (this.leadTransferee !== 0) return this.refused('transferring');
+    if (this.uncommittedBytes + bytes > this.config.uncommittedBytesMax && this.uncommittedBytes > 0) {
+      return this.refused('too-many-uncommitted-bytes');
+    }
+    return undefined;
+  }
+
+  private refused(reason: RefusalReason, detail?: string): ProposeResult {
+    return detail === undefined ? { ok: false, reason, leader: this.leader } : { ok: false, reason, leader: this.leader, detail };
+  }
+
+  private appendProposal(type: Entry['type'], data: Uint8Array): ProposeResult {
+    const entry: Entry = { term: this.term, index: index(this.log.lastIndex() + 1), type, data };
+    this.appendEntry(entry);
+    return { ok: true, index: entry.index, term: this.term };
   }
 
   private appendEntry(entry: Entry): void {
     this.log.append([entry]);
     this.uncommittedBytes += entry.data.length;
-    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
+    for (const id of this.members()) if (id !== this.id) this.oweAppend(id, false);
   }
 
   /** Sends the Appends owed since the last Ready: one per follower, however many proposals. */
@@ -456,7 +683,7 @@ export class RaftCore {
       return;
     }
     for (const [id, sendIfEmpty] of [...this.appendOwed].sort(([a], [b]) => a - b)) {
-      this.maybeSendAppend(id, sendIfEmpty);
+      if (this.progress.has(id)) this.maybeSendAppend(id, sendIfEmpty);
     }
     this.appendOwed.clear();
   }
@@ -468,6 +695,7 @@ export class RaftCore {
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.progressOf(to);
     if (pr.isPaused()) return false;
+    if (pr.state === 'snapshot' || pr.next <= this.log.snapshotIndex) return this.sendSnapshotChunk(to, pr);
     const last = this.log.lastIndex();
     const entries = pr.next <= last ? this.log.slice(pr.next, last, this.config.appendBytesMax) : [];
     if (entries.length === 0 && pr.state === 'replicate' && !sendIfEmpty) {
@@ -480,7 +708,7 @@ export class RaftCore {
     }
     const prevIndex = index(pr.next - 1);
     const prevTerm = this.log.term(prevIndex);
-    assert(prevTerm !== undefined, 'snapshots are not implemented yet, so the log is never compacted');
+    assert(prevTerm !== undefined, 'prevIndex is at or after the snapshot');
     const commit = this.log.committed;
     this.send({ type: 'App', to, term: this.term, prevIndex, prevTerm, entries, commit });
     pr.commitSent = index(Math.max(pr.commitSent, Math.min(commit, prevIndex + entries.length)));
@@ -488,10 +716,90 @@ export class RaftCore {
     return true;
   }
 
+  /** Sends the next chunk of the latest snapshot (restarting if a newer one replaced it). */
+  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.snapshot;
+    assert(snapshot !== undefined, 'entries were compacted, so a snapshot exists');
+    if (pr.state !== 'snapshot' || pr.snapshotIndex !== snapshot.meta.index) pr.becomeSnapshot(snapshot.meta.index);
+    const offset = Math.min(pr.snapshotOffset, snapshot.data.length);
+    const end = Math.min(offset + this.config.snapshotChunkBytes, snapshot.data.length);
+    const data = snapshot.data.subarray(offset, end);
+    this.send({ type: 'Snap', to, term: this.term, meta: snapshot.meta, offset, data, done: end === snapshot.data.length });
+    pr.chunkSent = true;
+    return true;
+  }
+
   private sendHeartbeat(to: NodeId, pr: Progress, context: number): void {
     const commit = index(Math.min(pr.match, this.log.committed));
     pr.commitSent = index(Math.max(pr.commitSent, commit));
     this.send({ type: 'Heartbeat', to, term: this.term, commit, context });
+  }
+
+  // ---- Reads (thesis §6.4) ------------------------------------------------------------------
+
+  private stepForwardedRead(m: ReadIndexRequest): void {
+    this.leaderReadIndex(m.from, m.context);
+  }
+
+  private leaderReadIndex(from: NodeId, context: number): void {
+    if (this.log.term(this.log.committed) !== this.term) {
+      // Our commit index may lag the true one until an entry of our term commits.
+      this.readsAwaitingCommit.push({ from, context });
+      return;
+    }
+    const readIndex = this.log.committed;
+    const leaseTicks = this.config.electionTicks - 2;
+    const leaseOk = this.config.readMode === 'lease' && this.leadTransferee === 0 && this.readOnly.leaseValid(this.ticks, leaseTicks);
+    if (this.membership.voters.length === 1 || leaseOk || this.config.unsafe?.readWithoutConfirmation === true) {
+      this.releaseRead(from, context, readIndex);
+      return;
+    }
+    this.readOnly.add(from, context, readIndex);
+    this.readRoundOwed = true;
+  }
+
+  private serveReadsAwaitingCommit(): void {
+    const reads = this.readsAwaitingCommit;
+    this.readsAwaitingCommit = [];
+    for (const read of reads) this.leaderReadIndex(read.from, read.context);
+  }
+
+  private releaseRead(from: NodeId, context: number, readIndex: Index): void {
+    if (from === this.id) this.readStates.push({ context, index: readIndex });
+    else this.send({ type: 'ReadIndexResp', to: from, term: this.term, context, index: readIndex });
+  }
+
+  // ---- Membership ----------------------------------------------------------------------------
+
+  private applyConfEntry(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    const next = applyConfChange(this.membership, change);
+    // A change the leader validated can still be a no-op here after a snapshot restore.
+    if (typeof next === 'string') return;
+    this.membership = next;
+    this.membershipHistory.push({ index: entry.index, membership: next });
+    if (this.role !== 'leader') return;
+    if (!next.voters.includes(this.id)) {
+      // A removed leader steps down once the change is applied (thesis §4.2.2).
+      this.becomeFollower(this.term, nodeId(0));
+      return;
+    }
+    for (const id of this.members()) {
+      if (!this.progress.has(id)) this.progress.set(id, this.newProgress(id));
+    }
+    for (const id of [...this.progress.keys()]) if (!this.members().includes(id)) this.progress.delete(id);
+    this.maybeCommit();
+  }
+
+  private membershipAt(at: Index): Membership {
+    let found = this.membershipHistory[0]!.membership;
+    for (const h of this.membershipHistory) if (h.index <= at) found = h.membership;
+    return found;
+  }
+
+  /** Voters and learners, sorted. */
+  private members(): NodeId[] {
+    return sortIds([...this.membership.voters, ...this.membership.learners]);
   }
 
   // ---- Role changes (one place each; STYLE.md 4) ------------------------------------------
@@ -509,6 +817,10 @@ export class RaftCore {
     this.progress.clear();
     this.appendOwed.clear();
     this.uncommittedBytes = 0;
+    this.readOnly = new ReadOnly(this.id);
+    this.readsAwaitingCommit = [];
+    this.leadTransferee = nodeId(0);
+    this.readRoundOwed = false;
   }
 
   private becomeFollower(newTerm: Term, leader: NodeId): void {
@@ -537,22 +849,26 @@ export class RaftCore {
     this.reset(this.term);
     this.role = 'leader';
     this.leader = this.id;
-    for (const id of this.voters) {
-      const pr = new Progress(index(this.log.lastIndex() + 1), this.config.inflightMessagesMax);
-      if (id === this.id) {
-        pr.maybeUpdate(this.log.stableIndex);
-        pr.becomeReplicate();
-      }
-      pr.recentActive = true;
-      this.progress.set(id, pr);
-    }
+    for (const id of this.members()) this.progress.set(id, this.newProgress(id));
     // Uncommitted entries of earlier terms count against the limit too.
     for (let i = this.log.committed + 1; i <= this.log.lastIndex(); i++) this.uncommittedBytes += this.log.entry(i).data.length;
+    // A config entry may hide among the unapplied ones: no new change until they apply.
+    this.pendingConfIndex = this.log.lastIndex();
     if (this.config.noopOnElection) {
       this.appendEntry({ term: this.term, index: index(this.log.lastIndex() + 1), type: 'normal', data: new Uint8Array(0) });
     }
     // Assert leadership at once: the probes stop other elections.
-    for (const id of this.voters) if (id !== this.id) this.oweAppend(id, false);
+    for (const id of this.members()) if (id !== this.id) this.oweAppend(id, false);
+  }
+
+  private newProgress(id: NodeId): Progress {
+    const pr = new Progress(index(this.log.lastIndex() + 1), this.config.inflightMessagesMax);
+    if (id === this.id) {
+      pr.maybeUpdate(this.log.stableIndex);
+      pr.becomeReplicate();
+    }
+    pr.recentActive = true;
+    return pr;
   }
 
   private resetElectionTimer(): void {
@@ -562,7 +878,7 @@ export class RaftCore {
   // ---- Helpers --------------------------------------------------------------------------
 
   private isVoter(): boolean {
-    return this.voters.includes(this.id);
+    return this.membership.voters.includes(this.id);
   }
 
   private progressOf(id: NodeId): Progress {
@@ -582,4 +898,16 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
-export type { VoteResponse };
+function sortIds(ids: readonly NodeId[]): NodeId[] {
+  return [...ids].sort((a, b) => a - b);
+}
+
+function concat(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}

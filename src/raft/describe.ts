@@ -37,6 +37,16 @@ export function describeMessage(m: Message): string {
       return `${head} commit=${m.commit}${m.context === 0 ? '' : ` context=${m.context}`}`;
     case 'HeartbeatResp':
       return `${head}${m.context === 0 ? '' : ` context=${m.context}`}`;
+    case 'Snap':
+      return `${head} snapshot=${m.meta.term}/${m.meta.index} voters=${m.meta.voters.join(',')}${m.meta.learners.length > 0 ? ` learners=${m.meta.learners.join(',')}` : ''} offset=${m.offset} bytes=${m.data.length}${m.done ? ' done' : ''}`;
+    case 'SnapResp':
+      return `${head} snapshot=${m.index} offset=${m.offset}`;
+    case 'TimeoutNow':
+      return head;
+    case 'ReadIndex':
+      return `${head} context=${m.context}`;
+    case 'ReadIndexResp':
+      return `${head} context=${m.context} index=${m.index}`;
   }
 }
 

@@ -141,16 +141,51 @@ export class RaftLog {
     if (this.matchTerm(i, t) && i > this.stableIndex) this.stableIndex = index(i);
   }
 
-  /** Committed entries not yet applied, up to `bytesMax` bytes (at least one). */
-  nextCommittedEntries(bytesMax: number): Entry[] {
-    if (this.committed <= this.applied) return [];
-    return this.slice(this.applied + 1, this.committed, bytesMax);
+  /** Committed entries after `after` (default: applied), up to `bytesMax` bytes (at least one). */
+  nextCommittedEntries(bytesMax: number, after: number = this.applied): Entry[] {
+    if (this.committed <= after) return [];
+    return this.slice(after + 1, this.committed, bytesMax);
+  }
+
+  /** Discards the entries up to `i`, which a durable snapshot now covers. */
+  compact(i: number): void {
+    if (i <= this.snapshotIndex) return;
+    assert(i <= this.applied, `compact ${i} beyond applied ${this.applied}`);
+    const t = this.term(i);
+    assert(t !== undefined, `compact ${i}: no such entry`);
+    this.entries = this.entries.slice(i - this.snapshotIndex);
+    this.snapshotIndex = index(i);
+    this.snapshotTerm = t;
+  }
+
+  /**
+   * Installs a snapshot received from the leader (Raft Figure 13, steps 6–7): if we hold
+   * its last entry with the same term, the entries after it stay; otherwise the log is
+   * discarded. Either way everything up to `i` is committed.
+   */
+  restore(i: number, t: number): void {
+    assert(i > this.committed, 'a snapshot older than the commit index is never installed');
+    if (this.matchTerm(i, t)) {
+      this.entries = this.entries.slice(i - this.snapshotIndex);
+    } else {
+      this.entries = [];
+    }
+    this.snapshotIndex = index(i);
+    this.snapshotTerm = term(t);
+    this.stableIndex = index(Math.max(i, Math.min(this.stableIndex, this.lastIndex())));
+    this.committed = index(i);
   }
 
   appliedTo(i: number): void {
     assert(i <= this.committed, `apply ${i} beyond commit ${this.committed}`);
     assert(i >= this.applied, 'applied never moves backwards');
     this.applied = index(i);
+  }
+
+  /** The service restored a snapshot at `i`: everything up to it is applied. */
+  appliedSnapshot(i: number): void {
+    assert(i <= this.committed, `snapshot ${i} beyond commit ${this.committed}`);
+    if (i > this.applied) this.applied = index(i);
   }
 
   private truncateFrom(i: number): void {

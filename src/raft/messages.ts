@@ -2,7 +2,7 @@
 // term and index, never by a call id, so the transport may drop, duplicate and reorder.
 
 import type { Term, Index, NodeId } from '../stdx/types.js';
-import type { Entry } from './types.js';
+import type { Entry, SnapshotMeta } from './types.js';
 
 interface Header {
   readonly from: NodeId;
@@ -58,7 +58,54 @@ export interface HeartbeatResponse extends Header {
   readonly context: number;
 }
 
-export type Message = VoteRequest | VoteResponse | Append | AppendResponse | Heartbeat | HeartbeatResponse;
+/** One chunk of an InstallSnapshot transfer (Raft Figure 13, with offsets). */
+export interface SnapshotChunk extends Header {
+  readonly type: 'Snap';
+  readonly meta: SnapshotMeta;
+  /** Byte offset of `data` within the snapshot. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** True on the last chunk. */
+  readonly done: boolean;
+}
+
+/** Acknowledges snapshot chunks: the follower holds bytes [0, offset) of snapshot `index`. */
+export interface SnapshotResponse extends Header {
+  readonly type: 'SnapResp';
+  readonly index: Index;
+  readonly offset: number;
+}
+
+/** Asks the transfer target to campaign at once (thesis §3.10). */
+export interface TimeoutNow extends Header {
+  readonly type: 'TimeoutNow';
+}
+
+/** A follower forwards a linearizable read to the leader (thesis §6.4). */
+export interface ReadIndexRequest extends Header {
+  readonly type: 'ReadIndex';
+  readonly context: number;
+}
+
+/** The leader's answer: reads are linearizable once the follower has applied `index`. */
+export interface ReadIndexResponse extends Header {
+  readonly type: 'ReadIndexResp';
+  readonly context: number;
+  readonly index: Index;
+}
+
+export type Message =
+  | VoteRequest
+  | VoteResponse
+  | Append
+  | AppendResponse
+  | Heartbeat
+  | HeartbeatResponse
+  | SnapshotChunk
+  | SnapshotResponse
+  | TimeoutNow
+  | ReadIndexRequest
+  | ReadIndexResponse;
 export type MessageType = Message['type'];
 
 /** Messages that start an exchange (the "RPC" of labrpc's counters). */
@@ -68,11 +115,16 @@ export function isRequest(message: Message): boolean {
     case 'PreVote':
     case 'App':
     case 'Heartbeat':
+    case 'Snap':
+    case 'TimeoutNow':
+    case 'ReadIndex':
       return true;
     case 'VoteResp':
     case 'PreVoteResp':
     case 'AppResp':
     case 'HeartbeatResp':
+    case 'SnapResp':
+    case 'ReadIndexResp':
       return false;
   }
 }

@@ -5,13 +5,15 @@
 //              after each send until a response or a heartbeat response arrives
 //   replicate  pipelined: Appends go out optimistically, at most inflightMessagesMax
 //              unacknowledged at a time
+//   snapshot   the entries it needs are compacted away: a snapshot goes out in chunks,
+//              one unacknowledged chunk at a time
 //
 // Invariant: match < next.
 
 import { assert } from '../stdx/assert.js';
 import { type Index, index } from '../stdx/types.js';
 
-export type ProgressState = 'probe' | 'replicate';
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 export class Progress {
   match: Index = index(0);
@@ -23,6 +25,11 @@ export class Progress {
   commitSent: Index = index(0);
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** In snapshot: the index of the snapshot being sent and the bytes acknowledged. */
+  snapshotIndex: Index = index(0);
+  snapshotOffset = 0;
+  /** In snapshot: a chunk was sent and not yet acknowledged. */
+  chunkSent = false;
   /** Last index carried by each unacknowledged Append in replicate, oldest first. */
   private inflight: number[] = [];
 
@@ -38,6 +45,14 @@ export class Progress {
     this.inflight = [];
   }
 
+  becomeSnapshot(snapshotIndex: Index): void {
+    this.state = 'snapshot';
+    this.snapshotIndex = snapshotIndex;
+    this.snapshotOffset = 0;
+    this.chunkSent = false;
+    this.inflight = [];
+  }
+
   becomeReplicate(): void {
     this.state = 'replicate';
     this.next = index(this.match + 1);
@@ -45,7 +60,14 @@ export class Progress {
   }
 
   isPaused(): boolean {
-    return this.state === 'probe' ? this.probeSent : this.inflight.length >= this.inflightMax;
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflight.length >= this.inflightMax;
+      case 'snapshot':
+        return this.chunkSent;
+    }
   }
 
   /**
@@ -55,6 +77,7 @@ export class Progress {
    */
   onHeartbeatResponse(): void {
     this.probeSent = false;
+    this.chunkSent = false;
     if (this.state === 'replicate' && this.inflight.length >= this.inflightMax) this.inflight.shift();
   }
 
@@ -88,7 +111,7 @@ export class Progress {
    * rejection is stale (it answers an older Append).
    */
   maybeDecrease(rejected: number, hintIndex: number): boolean {
-    if (this.state === 'replicate') {
+    if (this.state !== 'probe') {
       if (rejected <= this.match) return false;
       this.becomeProbe();
       return true;
@@ -101,6 +124,7 @@ export class Progress {
   }
 
   describe(): string {
-    return `${this.state} match=${this.match} next=${this.next}${this.isPaused() ? ' paused' : ''}`;
+    const snapshot = this.state === 'snapshot' ? ` snapshot=${this.snapshotIndex}@${this.snapshotOffset}` : '';
+    return `${this.state} match=${this.match} next=${this.next}${snapshot}${this.isPaused() ? ' paused' : ''}`;
   }
 }

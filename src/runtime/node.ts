@@ -9,8 +9,9 @@ import type { Clock, Timer } from '../io/clock.js';
 import type { Transport } from '../io/transport.js';
 import { RaftCore, type ProposeResult, type Ready, type Role } from '../raft/core.js';
 import type { RaftConfig } from '../raft/config.js';
+import type { ConfChange } from '../raft/membership.js';
 import type { Message } from '../raft/messages.js';
-import type { Entry } from '../raft/types.js';
+import type { Entry, Snapshot } from '../raft/types.js';
 import type { RaftStorage } from './storage.js';
 
 export interface RaftNodeOptions {
@@ -23,6 +24,11 @@ export interface RaftNodeOptions {
   readonly storage: RaftStorage;
   /** Called with each committed entry, in log order, exactly once per incarnation. */
   readonly apply: (entry: Entry) => void;
+  /**
+   * Replaces the service's state with a snapshot: the persisted one when the node opens,
+   * and any the leader sends later. Entries after it follow through `apply`.
+   */
+  readonly restore?: (snapshot: Snapshot) => void;
   /** Sees every Ready after it was handled (the simulator's checkers). */
   readonly observer?: (node: RaftNode, ready: Ready) => void;
   /** Called if storage fails; the node has stopped by then. */
@@ -39,12 +45,26 @@ export interface NodeStatus {
   readonly lastIndex: Index;
 }
 
+export class ReadError extends Error {
+  override name = 'ReadError';
+}
+
+interface PendingRead {
+  readonly resolve: (index: Index) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: Timer;
+  /** Set once the core confirmed the read: serve when applied reaches it. */
+  index: Index | undefined;
+}
+
 export class RaftNode {
   readonly core: RaftCore;
   private readonly options: RaftNodeOptions;
   private timer: Timer | undefined;
   private processing = false;
   private stopped = false;
+  private readContext = 0;
+  private readonly reads = new Map<number, PendingRead>();
 
   private constructor(options: RaftNodeOptions, core: RaftCore) {
     this.options = options;
@@ -54,13 +74,8 @@ export class RaftNode {
   /** Loads the persisted state and starts ticking. */
   static async open(options: RaftNodeOptions): Promise<RaftNode> {
     const persisted = await options.storage.load();
-    const snapshot = persisted.snapshot;
-    const core = new RaftCore(options.config, options.prng, {
-      hardState: persisted.hardState,
-      entries: persisted.entries,
-      snapshotIndex: snapshot?.meta.index ?? (0 as Index),
-      snapshotTerm: snapshot?.meta.term ?? (0 as Term),
-    });
+    const core = new RaftCore(options.config, options.prng, persisted);
+    if (persisted.snapshot !== undefined) options.restore?.(persisted.snapshot);
     const node = new RaftNode(options, core);
     node.scheduleTick();
     node.process();
@@ -77,6 +92,48 @@ export class RaftNode {
     const result = this.core.propose(data);
     this.process();
     return result;
+  }
+
+  /** Proposes a single-server membership change. */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    if (this.stopped) return { ok: false, reason: 'not-leader', leader: 0 as NodeId };
+    const result = this.core.proposeConfChange(change);
+    this.process();
+    return result;
+  }
+
+  /**
+   * A linearizable read (ReadIndex, thesis §6.4): resolves with an index once this node
+   * has applied it, after which reading the local state is linearizable. Rejects with a
+   * ReadError after `timeoutMs` (no leader, lost leadership, partition).
+   */
+  read(timeoutMs: number): Promise<Index> {
+    if (this.stopped) return Promise.reject(new ReadError('node stopped'));
+    const context = ++this.readContext;
+    return new Promise((resolve, reject) => {
+      const timer = this.options.clock.setTimer(timeoutMs, () => {
+        this.reads.delete(context);
+        reject(new ReadError(`read not confirmed within ${timeoutMs} ms`));
+      });
+      this.reads.set(context, { resolve, reject, timer, index: undefined });
+      this.core.readIndex(context);
+      this.process();
+    });
+  }
+
+  /** The service's snapshot at applied index `at`; the log before it may be discarded. */
+  snapshot(at: Index, data: Uint8Array): boolean {
+    if (this.stopped) return false;
+    const accepted = this.core.compact(at, data);
+    this.process();
+    return accepted;
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    if (this.stopped) return false;
+    const accepted = this.core.transferLeadership(to);
+    this.process();
+    return accepted;
   }
 
   /** Delivers a message from a peer. */
@@ -108,6 +165,27 @@ export class RaftNode {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = undefined;
+    for (const read of this.reads.values()) {
+      read.timer.cancel();
+      read.reject(new ReadError('node stopped'));
+    }
+    this.reads.clear();
+  }
+
+  private confirmRead(context: number, readIndex: Index): void {
+    const read = this.reads.get(context);
+    if (read !== undefined) read.index = readIndex;
+  }
+
+  /** Resolves every confirmed read whose index this node has applied. */
+  private serveReads(): void {
+    const applied = this.core.log.applied;
+    for (const [context, read] of this.reads) {
+      if (read.index === undefined || read.index > applied) continue;
+      this.reads.delete(context);
+      read.timer.cancel();
+      read.resolve(read.index);
+    }
   }
 
   private scheduleTick(): void {
@@ -139,13 +217,16 @@ export class RaftNode {
   private async runReadyLoop(): Promise<void> {
     while (!this.stopped && this.core.hasReady()) {
       const ready = this.core.ready();
-      if (ready.entries.length > 0 || ready.hardState !== undefined) {
-        await this.options.storage.save({ entries: ready.entries, hardState: ready.hardState, snapshot: undefined });
+      if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
+        await this.options.storage.save({ entries: ready.entries, hardState: ready.hardState, snapshot: ready.snapshot });
         if (this.stopped) return;
       }
       for (const message of ready.messages) this.options.transport.send(message.to, message);
+      if (ready.snapshot !== undefined && ready.applySnapshot) this.options.restore?.(ready.snapshot);
       for (const entry of ready.committedEntries) this.options.apply(entry);
       this.core.advance(ready);
+      for (const state of ready.readStates) this.confirmRead(state.context, state.index);
+      this.serveReads();
       this.options.observer?.(this, ready);
       assert(this.core.log.applied <= this.core.log.committed, 'applied <= committed');
     }

@@ -106,7 +106,7 @@ export class Interaction {
         checkQuorum: flags['checkquorum'] !== 'false',
         noopOnElection: flags['noop'] === 'true',
       };
-      const initial = { hardState: { term: term(0), vote: nodeId(0), commit: index(0) }, entries: [], snapshotIndex: index(0), snapshotTerm: term(0) };
+      const initial = { hardState: { term: term(0), vote: nodeId(0), commit: index(0) }, entries: [], snapshot: undefined };
       this.nodes.set(id, new RaftCore(config, new Prng(id), initial));
       this.inbox.set(id, []);
     }
