@@ -64,6 +64,10 @@ export class RaftNode {
   private processing = false;
   private stopped = false;
   private readContext = 0;
+  /** True while handing committed entries to the service. */
+  private applying = false;
+  /** A snapshot the service took while applying; the core takes it after advance(). */
+  private deferredSnapshot: { at: Index; data: Uint8Array } | undefined;
   private readonly reads = new Map<number, PendingRead>();
 
   private constructor(options: RaftNodeOptions, core: RaftCore) {
@@ -124,6 +128,11 @@ export class RaftNode {
   /** The service's snapshot at applied index `at`; the log before it may be discarded. */
   snapshot(at: Index, data: Uint8Array): boolean {
     if (this.stopped) return false;
+    if (this.applying) {
+      // The core counts the entry as applied only at advance(); take it then.
+      this.deferredSnapshot = { at, data };
+      return true;
+    }
     const accepted = this.core.compact(at, data);
     this.process();
     return accepted;
@@ -222,9 +231,18 @@ export class RaftNode {
         if (this.stopped) return;
       }
       for (const message of ready.messages) this.options.transport.send(message.to, message);
-      if (ready.snapshot !== undefined && ready.applySnapshot) this.options.restore?.(ready.snapshot);
-      for (const entry of ready.committedEntries) this.options.apply(entry);
+      this.applying = true;
+      try {
+        if (ready.snapshot !== undefined && ready.applySnapshot) this.options.restore?.(ready.snapshot);
+        for (const entry of ready.committedEntries) this.options.apply(entry);
+      } finally {
+        this.applying = false;
+      }
       this.core.advance(ready);
+      if (this.deferredSnapshot !== undefined) {
+        this.core.compact(this.deferredSnapshot.at, this.deferredSnapshot.data);
+        this.deferredSnapshot = undefined;
+      }
       for (const state of ready.readStates) this.confirmRead(state.context, state.index);
       this.serveReads();
       this.options.observer?.(this, ready);

@@ -29,7 +29,14 @@ export interface ClusterOptions {
   readonly unreliable?: boolean;
   readonly yieldToHost: YieldToHost;
   readonly unsafe?: RaftConfig['unsafe'];
+  /** The 3D tester: every server snapshots after each SNAPSHOT_INTERVAL-th entry. */
+  readonly snapshot?: boolean;
 }
+
+/** The 3D tester snapshots when (index + 1) is a multiple of this. */
+export const snapshotInterval = 10;
+/** The 3D bound on each server's persisted Raft state. */
+export const maxLogSizeBytes = 2000;
 
 export class TestFailure extends Error {
   override name = 'TestFailure';
@@ -49,6 +56,8 @@ export class RaftCluster {
   private readonly connected: boolean[];
   private readonly nodePrng: Prng;
   private readonly options: ClusterOptions;
+  /** Messages sent, by type (tests check that a path, say InstallSnapshot, was taken). */
+  readonly sentByType = new Map<string, number>();
   private applyError: string | undefined;
   private maxIndex = 0;
 
@@ -95,9 +104,15 @@ export class RaftCluster {
       prng: this.nodePrng.fork(),
       clock: this.scheduler.clock(),
       tickMs,
-      transport: { send: (to, message) => this.network.send(id, to, message) },
+      transport: {
+        send: (to, message) => {
+          this.sentByType.set(message.type, (this.sentByType.get(message.type) ?? 0) + 1);
+          this.network.send(id, to, message);
+        },
+      },
       storage: this.storages[i]!,
       apply: (entry) => this.applied(i, entry),
+      restore: (snapshot) => this.restored(i, snapshot.meta.index, snapshot.data),
       observer: (raftNode, ready) => this.checker.observe(raftNode, ready),
       onFatal: (error) => {
         this.applyError ??= `server ${i} failed: ${String(error)}`;
@@ -166,6 +181,22 @@ export class RaftCluster {
     }
     log.set(entry.index, command);
     this.maxIndex = Math.max(this.maxIndex, entry.index);
+    if (this.options.snapshot === true && (entry.index + 1) % snapshotInterval === 0) {
+      // The blob holds the index and every command through it, as the lab's does.
+      const commands = Array.from({ length: entry.index }, (_, k) => log.get(k + 1) ?? null);
+      this.nodes[i]?.snapshot(entry.index, packr.pack({ index: entry.index, commands }));
+    }
+  }
+
+  /** The service side of a snapshot: the tester replaces that server's applied log. */
+  private restored(i: number, index: number, data: Uint8Array): void {
+    const blob = packr.unpack(data) as { index: number; commands: (Command | null)[] };
+    if (blob.index !== index) this.applyError ??= `server ${i} snapshot index ${blob.index} != ${index}`;
+    const log = new Map<number, Command>();
+    blob.commands.forEach((command, k) => {
+      if (command !== null) log.set(k + 1, command);
+    });
+    this.logs[i] = log;
   }
 
   /** Fails the test if any apply-order or agreement error or safety violation was seen. */
