@@ -2,6 +2,7 @@
 
 import { Command } from 'commander';
 import { argv } from '../platform/process.js';
+import { registerMapReduce } from './mr.js';
 import { registerLincheck } from './lincheck.js';
 import { registerSim } from './sim.js';
 
@@ -9,6 +10,7 @@ const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
   .showHelpAfterError();
 
+registerMapReduce(program);
 registerLincheck(program);
 registerSim(program);
 

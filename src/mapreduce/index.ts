@@ -1,0 +1,10 @@
+export type { KeyValue, MapReduceApp, TaskKind } from './types.js';
+export { compareKeys, formatOutputLine } from './types.js';
+export { ihash, partitionOf } from './hash.js';
+export { Coordinator, coordinatorDefaults, type CoordinatorConfig, type JobProgress, type JobResult, type PeerId, type Phase } from './coordinator.js';
+export { runWorker, type WorkerEnv, type WorkerOutcome, type WorkerTaskEvent } from './worker.js';
+export { runSequential, type SequentialJob, type SequentialStats } from './sequential.js';
+export { loadApp, builtinApps, isBuiltinApp } from './app.js';
+export { decodeRequest, decodeResponse, ProtocolError, type CoordinatorLink, type Request, type Response } from './protocol.js';
+export { AppLoadError, InputError, IntermediateFileError, JobFailedError, MapReduceError, UserCodeError } from './errors.js';
+export { intermediateName, outputName } from './intermediate.js';

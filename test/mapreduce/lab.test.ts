@@ -1,0 +1,123 @@
+// The 6.824 MapReduce lab tests (test-mr.sh, reference/6824-tests.md §2.5), with the same
+// applications, worker counts and acceptance rules, on the lab's Gutenberg input. The
+// coordinator and every worker are separate OS processes talking over TCP on loopback.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FsDisk } from '../../src/platform/fs-disk.js';
+import { loadApp } from '../../src/mapreduce/app.js';
+import { runSequential } from '../../src/mapreduce/sequential.js';
+import { Procs, gutenbergFiles, mergedOutput, scratchDir, sleep, testApp } from './helpers.js';
+
+/** The lab runs each process under `timeout 45s` (the crash test: 120 s). */
+const LAB_TIMEOUT_MS = 45_000;
+const LAB_CRASH_TIMEOUT_MS = 120_000;
+
+/** The sequential reference's output, sorted as the lab's script sorts it. */
+async function reference(app: string, inputs: string[], dir: string): Promise<string> {
+  const out = join(dir, 'reference');
+  const outDisk = new FsDisk(out);
+  await outDisk.mkdirp('');
+  await runSequential({ app: await loadApp(app), inputs, inputDisk: new FsDisk('/'), outDisk });
+  return mergedOutput(out);
+}
+
+/** Starts a coordinator and `workers` workers in `dir`, waits for the coordinator to exit. */
+async function runJob(procs: Procs, app: string, inputs: string[], dir: string, workers: number): Promise<void> {
+  const { proc, address } = await procs.coordinator(['--app', app, '--out', dir, ...inputs], dir);
+  for (let i = 0; i < workers; i++) procs.worker(address, dir);
+  const status = await proc.exited;
+  assert.equal(status.code, 0, `coordinator failed: ${proc.stderr}`);
+}
+
+test('wc: 3 workers produce the sequential word count', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  const inputs = await gutenbergFiles();
+  const expected = await reference('wc', inputs, dir);
+  await runJob(new Procs(t), 'wc', inputs, dir, 3);
+  const actual = await mergedOutput(dir);
+  assert.equal(actual, expected);
+  // The known figures for this input (data/gutenberg/README.md).
+  const lines = actual.split('\n');
+  assert.equal(lines.length, 22_107);
+  assert.ok(lines.includes('A 509'));
+});
+
+test('indexer: 2 workers produce the sequential index', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  const inputs = await gutenbergFiles();
+  const expected = await reference('indexer', inputs, dir);
+  await runJob(new Procs(t), 'indexer', inputs, dir, 2);
+  assert.equal(await mergedOutput(dir), expected);
+});
+
+test('map parallelism: 2 workers run map tasks at the same time', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  await runJob(new Procs(t), testApp('mtiming'), await gutenbergFiles(), dir, 2);
+  const lines = (await mergedOutput(dir)).split('\n');
+  assert.equal(lines.filter((line) => line.startsWith('times-')).length, 2, 'exactly two workers ran map tasks');
+  assert.ok(lines.some((line) => /^parallel.* 2/.test(line)), `no map saw two workers at once:\n${lines.join('\n')}`);
+});
+
+test('reduce parallelism: 2 workers run reduce tasks at the same time', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  await runJob(new Procs(t), testApp('rtiming'), await gutenbergFiles(), dir, 2);
+  const lines = (await mergedOutput(dir)).split('\n');
+  const parallel = lines.filter((line) => /^[a-z] 2/.test(line)).length;
+  assert.ok(parallel >= 2, `only ${parallel} reduce calls saw two workers at once:\n${lines.join('\n')}`);
+});
+
+test('job count: no map task runs twice when no worker fails', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  const procs = new Procs(t);
+  const { proc: coordinator, address } = await procs.coordinator(['--app', testApp('jobcount'), '--out', dir, ...(await gutenbergFiles())], dir);
+  // Two pairs of workers; the second pair starts once the first pair's foreground worker exits.
+  for (let pair = 0; pair < 2; pair++) {
+    procs.worker(address, dir);
+    await procs.worker(address, dir).exited;
+  }
+  assert.equal((await coordinator.exited).code, 0, coordinator.stderr);
+  const output = await mergedOutput(dir);
+  assert.equal(output, 'a 8', 'map tasks must have run exactly 8 times in total');
+});
+
+test('early exit: no process exits before every output is final', { timeout: LAB_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  const procs = new Procs(t);
+  const inputs = await gutenbergFiles();
+  const { proc: coordinator, address } = await procs.coordinator(['--app', testApp('early_exit'), '--out', dir, ...inputs], dir);
+  const workers = [0, 1, 2].map(() => procs.worker(address, dir));
+  const all = [coordinator, ...workers];
+  await Promise.race(all.map((proc) => proc.exited));
+  const atFirstExit = await mergedOutput(dir);
+  await Promise.all(all.map((proc) => proc.exited));
+  assert.equal(await mergedOutput(dir), atFirstExit);
+  assert.equal(atFirstExit, inputs.map((input) => `${input} 1`).sort().join('\n'));
+});
+
+test('crash: workers that die or stall do not change the output', { timeout: LAB_CRASH_TIMEOUT_MS }, async (t) => {
+  const dir = await scratchDir(t);
+  const procs = new Procs(t);
+  const inputs = await gutenbergFiles();
+  const expected = await reference(testApp('nocrash'), inputs, dir);
+  // The lab's task timeout (10 s) stays: crashed workers are noticed when their connection
+  // closes, stalled ones (up to 10 s) when their lease runs out.
+  const { proc: coordinator, address } = await procs.coordinator(['--app', testApp('crash'), '--out', dir, ...inputs], dir);
+  let done = false;
+  void coordinator.exited.then(() => (done = true));
+  procs.worker(address, dir);
+  // Three loops keep replacing crashed workers while the coordinator runs, as test-mr.sh does.
+  const loops = [0, 1, 2].map(async () => {
+    while (!done) {
+      await procs.worker(address, dir).exited;
+      await sleep(1000);
+    }
+  });
+  const status = await coordinator.exited;
+  assert.equal(status.code, 0, coordinator.stderr);
+  await Promise.all(loops);
+  assert.equal(await mergedOutput(dir), expected);
+  assert.ok(!existsSync(join(dir, 'mr-0-0')), 'intermediate files are removed after the job');
+});
