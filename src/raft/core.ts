@@ -785,7 +785,9 @@ export class RaftCore {
       return;
     }
     for (const id of this.members()) {
-      if (!this.progress.has(id)) this.progress.set(id, this.newProgress(id));
+      if (this.progress.has(id)) continue;
+      this.progress.set(id, this.newProgress(id));
+      this.oweAppend(id, false);
     }
     for (const id of [...this.progress.keys()]) if (!this.members().includes(id)) this.progress.delete(id);
     this.maybeCommit();

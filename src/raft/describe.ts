@@ -2,14 +2,19 @@
 // tests with golden output and for debugging (the describe* verb, STYLE.md 11).
 
 import type { Ready } from './core.js';
+import { decodeConfChange } from './membership.js';
 import type { Message } from './messages.js';
 import type { Entry, HardState } from './types.js';
 
 const decoder = new TextDecoder();
 
 export function describeEntry(entry: Entry): string {
+  if (entry.type === 'config') {
+    const change = decodeConfChange(entry.data);
+    return `${entry.term}/${entry.index} EntryConfig ${change.type} ${change.node}`;
+  }
   const data = entry.data.length === 0 ? '' : ` ${JSON.stringify(decoder.decode(entry.data))}`;
-  return `${entry.term}/${entry.index} ${entry.type === 'normal' ? 'EntryNormal' : 'EntryConfig'}${data}`;
+  return `${entry.term}/${entry.index} EntryNormal${data}`;
 }
 
 export function describeEntries(entries: readonly Entry[]): string {
@@ -53,8 +58,13 @@ export function describeMessage(m: Message): string {
 export function describeReady(ready: Ready): string[] {
   const lines: string[] = [];
   if (ready.hardState !== undefined) lines.push(`HardState ${describeHardState(ready.hardState)}`);
+  if (ready.snapshot !== undefined) {
+    const meta = ready.snapshot.meta;
+    lines.push(`Snapshot ${meta.term}/${meta.index} voters=${meta.voters.join(',')}${meta.learners.length > 0 ? ` learners=${meta.learners.join(',')}` : ''} bytes=${ready.snapshot.data.length}${ready.applySnapshot ? ' (restore)' : ''}`);
+  }
   if (ready.entries.length > 0) lines.push(`Entries: ${describeEntries(ready.entries)}`);
   if (ready.committedEntries.length > 0) lines.push(`CommittedEntries: ${describeEntries(ready.committedEntries)}`);
+  if (ready.readStates.length > 0) lines.push(`ReadStates: ${ready.readStates.map((r) => `context=${r.context} index=${r.index}`).join(', ')}`);
   if (ready.messages.length > 0) {
     lines.push('Messages:');
     for (const m of ready.messages) lines.push(`  ${describeMessage(m)}`);

@@ -4,7 +4,10 @@
 // output. No runtime, no simulator: this exercises the core's contract directly.
 //
 // Commands:
-//   add-nodes N [prevote=false] [checkquorum=false] [noop=true]
+//   add-nodes N [prevote=false] [checkquorum=false] [noop=true] [readmode=lease] [chunk=BYTES]
+//   add-node ID              a new, empty node outside the configuration (to be added)
+//   read-index ID CONTEXT | transfer-leadership FROM TO | compact ID INDEX TEXT
+//   conf-change ID add-learner|promote|remove NODE
 //   campaign ID | propose ID TEXT | tick ID [COUNT]
 //   tick-election ID         tick until the node campaigns (two election timeouts at most)
 //   process-ready ID...      handle one Ready of each node: persist, queue its messages
@@ -17,7 +20,8 @@ import { assert } from '../stdx/assert.js';
 import { Prng } from '../stdx/prng.js';
 import { type NodeId, index, nodeId, term } from '../stdx/types.js';
 import { RaftCore } from '../raft/core.js';
-import { defaultTiming } from '../raft/config.js';
+import { type RaftConfig, defaultTiming } from '../raft/config.js';
+import { type ConfChangeType, describeMembership } from '../raft/membership.js';
 import type { Message } from '../raft/messages.js';
 import { describeEntries, describeMessage, describeReady } from '../raft/describe.js';
 
@@ -54,6 +58,23 @@ export class Interaction {
     switch (verb) {
       case 'add-nodes':
         return this.addNodes(Number(args[0]), options(args));
+      case 'add-node':
+        this.createNode(ids()[0]!, [], options(args));
+        return 'ok';
+      case 'read-index':
+        this.node(ids()[0]!).readIndex(Number(args[1]));
+        return 'ok';
+      case 'transfer-leadership':
+        return this.node(ids()[0]!).transferLeadership(nodeId(Number(args[1]))) ? 'ok' : 'refused';
+      case 'compact': {
+        const core = this.node(ids()[0]!);
+        return core.compact(index(Number(args[1])), new TextEncoder().encode(args.slice(2).join(' '))) ? 'ok' : 'refused';
+      }
+      case 'conf-change': {
+        const type = args[1] as ConfChangeType;
+        const result = this.node(ids()[0]!).proposeConfChange({ type, node: nodeId(Number(args[2])) });
+        return result.ok ? `ok index=${result.index} term=${result.term}` : `refused: ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
+      }
       case 'campaign':
         this.node(ids()[0]!).campaign();
         return 'ok';
@@ -88,7 +109,8 @@ export class Interaction {
         return this.status(ids()[0]!);
       case 'log': {
         const log = this.node(ids()[0]!).log;
-        return `last=${log.lastIndex()} commit=${log.committed} applied=${log.applied} ${describeEntries(log.lastIndex() > 0 ? log.slice(1, log.lastIndex(), Infinity) : [])}`;
+        const entries = log.lastIndex() >= log.firstIndex() ? log.slice(log.firstIndex(), log.lastIndex(), Infinity) : [];
+        return `snapshot=${log.snapshotTerm}/${log.snapshotIndex} last=${log.lastIndex()} commit=${log.committed} applied=${log.applied} ${describeEntries(entries)}`;
       }
       default:
         throw new Error(`unknown command "${verb}"`);
@@ -97,20 +119,24 @@ export class Interaction {
 
   private addNodes(count: number, flags: Record<string, string>): string {
     const voters = Array.from({ length: count }, (_, i) => nodeId(i + 1));
-    for (const id of voters) {
-      const config = {
-        ...defaultTiming,
-        id,
-        voters,
-        preVote: flags['prevote'] !== 'false',
-        checkQuorum: flags['checkquorum'] !== 'false',
-        noopOnElection: flags['noop'] === 'true',
-      };
-      const initial = { hardState: { term: term(0), vote: nodeId(0), commit: index(0) }, entries: [], snapshot: undefined };
-      this.nodes.set(id, new RaftCore(config, new Prng(id), initial));
-      this.inbox.set(id, []);
-    }
+    for (const id of voters) this.createNode(id, voters, flags);
     return `ok voters=${voters.join(',')}`;
+  }
+
+  private createNode(id: NodeId, voters: NodeId[], flags: Record<string, string>): void {
+    const config: RaftConfig = {
+      ...defaultTiming,
+      id,
+      voters,
+      preVote: flags['prevote'] !== 'false',
+      checkQuorum: flags['checkquorum'] !== 'false',
+      noopOnElection: flags['noop'] === 'true',
+      readMode: flags['readmode'] === 'lease' ? 'lease' : 'safe',
+      snapshotChunkBytes: Number(flags['chunk'] ?? defaultTiming.snapshotChunkBytes),
+    };
+    const initial = { hardState: { term: term(0), vote: nodeId(0), commit: index(0) }, entries: [], snapshot: undefined };
+    this.nodes.set(id, new RaftCore(config, new Prng(id), initial));
+    this.inbox.set(id, []);
   }
 
   private node(id: NodeId): RaftCore {
@@ -164,7 +190,10 @@ export class Interaction {
 
   private status(id: NodeId): string {
     const core = this.node(id);
-    const lines = [`${id}: ${core.role} term=${core.term} vote=${core.vote} leader=${core.leader} last=${core.log.lastIndex()} commit=${core.log.committed}`];
+    const log = core.log;
+    const lines = [
+      `${id}: ${core.role} term=${core.term} vote=${core.vote} leader=${core.leader} first=${log.firstIndex()} last=${log.lastIndex()} commit=${log.committed} applied=${log.applied} ${describeMembership(core.membership)}`,
+    ];
     for (const [peer, text] of core.describeProgress()) lines.push(`  ${peer}: ${text}`);
     return lines.join('\n');
   }
