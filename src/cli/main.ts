@@ -5,6 +5,8 @@ import { argv } from '../platform/process.js';
 import { registerMapReduce } from './mr.js';
 import { registerLincheck } from './lincheck.js';
 import { registerSim } from './sim.js';
+import { registerServer } from './server.js';
+import { registerStart } from './start.js';
 
 const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
@@ -13,5 +15,7 @@ const program = new Command('flotilla')
 registerMapReduce(program);
 registerLincheck(program);
 registerSim(program);
+registerServer(program);
+registerStart(program);
 
 await program.parseAsync(argv());

@@ -1,0 +1,228 @@
+// Framed TCP for the server's client port and for its clients: 4-byte length-prefixed
+// frames (framing.ts), one buffer per frame, setNoDelay(true) on both ends
+// (ts-ecosystem.md §4: Nagle plus delayed ACK costs ~88 ms per round trip).
+//
+// This module moves opaque frame bodies only; the request codec and its validation live
+// in server/. What it guarantees: an oversized frame, a socket error, or a client that
+// stops reading (its unread replies pass outputBytesMax) closes that one connection with
+// a log line; nothing a client sends can throw out of an event handler.
+
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { assert } from '../stdx/assert.js';
+import { FrameDecoder, FrameError, encodeFrame } from './framing.js';
+
+export interface FramedLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface FramedLimits {
+  /** The largest frame body accepted or sent, in bytes. */
+  readonly frameBytesMax: number;
+  /** Open connections at once; more are closed at once. */
+  readonly connectionsMax: number;
+  /** Replies a connection may leave unread before it is closed. */
+  readonly outputBytesMax: number;
+  /** A connection with no traffic for this long is closed (0: never), so stalled peers free their slot. */
+  readonly idleTimeoutMs: number;
+}
+
+export const framedDefaults: FramedLimits = {
+  frameBytesMax: 1 << 20,
+  connectionsMax: 1024,
+  outputBytesMax: 16 << 20,
+  idleTimeoutMs: 0,
+};
+
+export interface FramedConnection {
+  readonly id: number;
+  readonly remote: string;
+  /** Sends one frame. Returns false (and sends nothing) if the connection is closed. */
+  send(body: Uint8Array): boolean;
+  /** Closes the connection; `reason` is logged (undefined: a normal close, not logged). */
+  close(reason?: string): void;
+  isOpen(): boolean;
+}
+
+export interface FramedHandlers {
+  /** One complete frame body (a fresh copy). May call connection.close(). */
+  onFrame(connection: FramedConnection, body: Buffer): void;
+  onClose?(connection: FramedConnection): void;
+}
+
+export interface FramedServerOptions extends FramedHandlers {
+  readonly host: string;
+  readonly port: number;
+  readonly logger: FramedLogger;
+  readonly limits?: Partial<FramedLimits>;
+  /** Names the port in log lines ("client"). */
+  readonly name: string;
+}
+
+let nextConnectionId = 1;
+
+class SocketConnection implements FramedConnection {
+  readonly id = nextConnectionId++;
+  readonly remote: string;
+  private readonly decoder: FrameDecoder;
+  private open = true;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly limits: FramedLimits,
+    private readonly handlers: FramedHandlers,
+    private readonly logger: FramedLogger | undefined,
+    private readonly name: string,
+  ) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.decoder = new FrameDecoder(limits.frameBytesMax);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.closed());
+    if (limits.idleTimeoutMs > 0) {
+      socket.setTimeout(limits.idleTimeoutMs);
+      socket.on('timeout', () => this.close(`idle for ${limits.idleTimeoutMs} ms`));
+    }
+  }
+
+  send(body: Uint8Array): boolean {
+    if (!this.open) return false;
+    if (body.length > this.limits.frameBytesMax) {
+      this.close(`reply of ${body.length} bytes exceeds frameBytesMax ${this.limits.frameBytesMax}`);
+      return false;
+    }
+    if (this.socket.writableLength + body.length > this.limits.outputBytesMax) {
+      this.close(`the peer left more than outputBytesMax (${this.limits.outputBytesMax}) bytes unread`);
+      return false;
+    }
+    this.socket.write(encodeFrame(body));
+    return true;
+  }
+
+  close(reason?: string): void {
+    if (!this.open) return;
+    this.open = false;
+    if (reason !== undefined) this.logger?.warn({ port: this.name, remote: this.remote, reason }, `closed a ${this.name} connection`);
+    this.socket.destroy();
+  }
+
+  isOpen(): boolean {
+    return this.open;
+  }
+
+  private receive(chunk: Buffer): void {
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      this.close(error instanceof FrameError ? error.message : String(error));
+      return;
+    }
+    for (const body of frames) {
+      if (!this.open) return;
+      this.handlers.onFrame(this, body);
+    }
+  }
+
+  private closed(): void {
+    this.open = false;
+    this.handlers.onClose?.(this);
+  }
+}
+
+export class FramedServer {
+  private readonly connections = new Set<SocketConnection>();
+  private accepting = true;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly options: FramedServerOptions,
+    private readonly limits: FramedLimits,
+  ) {}
+
+  /** Listens (port 0 picks a free port). */
+  static start(options: FramedServerOptions): Promise<FramedServer> {
+    const limits = { ...framedDefaults, ...options.limits };
+    const server = createServer();
+    const framed = new FramedServer(server, options, limits);
+    server.on('connection', (socket) => framed.accept(socket));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        server.on('error', (error) => options.logger.warn({ port: options.name, error: error.message }, 'listener error'));
+        resolve(framed);
+      });
+    });
+  }
+
+  address(): { host: string; port: number } {
+    const address = this.server.address();
+    assert(address !== null && typeof address === 'object', 'listening');
+    return { host: address.address, port: address.port };
+  }
+
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting connections; open ones continue until close(). */
+  stopAccepting(): void {
+    this.accepting = false;
+    this.server.close();
+  }
+
+  /** Closes every connection and the listener. */
+  async close(): Promise<void> {
+    const wasAccepting = this.accepting;
+    this.accepting = false;
+    for (const connection of this.connections) connection.close();
+    if (wasAccepting) await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    if (!this.accepting || this.connections.size >= this.limits.connectionsMax) {
+      this.options.logger.warn({ port: this.options.name, remote: socket.remoteAddress, limit: this.limits.connectionsMax }, `refused a ${this.options.name} connection (closing, or connectionsMax reached)`);
+      socket.destroy();
+      return;
+    }
+    const handlers: FramedHandlers = {
+      onFrame: (connection, body) => this.options.onFrame(connection, body),
+      onClose: (connection) => {
+        this.connections.delete(connection as SocketConnection);
+        this.options.onClose?.(connection);
+      },
+    };
+    this.connections.add(new SocketConnection(socket, this.limits, handlers, this.options.logger, this.options.name));
+  }
+}
+
+export interface DialOptions extends FramedHandlers {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly limits?: Partial<FramedLimits>;
+}
+
+/** Connects to a framed server. Rejects if the connection fails or times out. */
+export function dialFramed(options: DialOptions): Promise<FramedConnection> {
+  const limits = { ...framedDefaults, ...options.limits };
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: options.host, port: options.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connecting to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`));
+    }, options.connectTimeoutMs);
+    const failed = (error: Error) => {
+      clearTimeout(timer);
+      reject(new Error(`connecting to ${options.host}:${options.port} failed: ${error.message}`));
+    };
+    socket.once('error', failed);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', failed);
+      resolve(new SocketConnection(socket, limits, options, undefined, 'client'));
+    });
+  });
+}

@@ -1,0 +1,222 @@
+// A replicated service on one Raft group: the Promise API services use (DESIGN.md §5).
+//
+// submit(command) proposes the command, remembers the proposal by (index, term) and
+// resolves with the service's result when that entry is applied. Every way a proposal can
+// end is a typed ReplicaError the caller must handle (STYLE.md 9):
+//
+//   what happened                                          | code             | was it applied?
+//   -------------------------------------------------------+------------------+----------------
+//   this member is not the leader                          | not-leader       | no (never appended)
+//   the leader refuses more uncommitted bytes, or too many | overloaded       | no
+//     proposals are pending here (pendingProposalsMax)     |                  |
+//   another entry was applied at the proposal's index      | dropped          | no (Log Matching:
+//                                                          |                  |   an index holds one entry)
+//   leadership was lost (term or role changed) first       | outcome-unknown  | maybe: a later leader
+//                                                          |                  |   may still commit it
+//   the replica stopped first                              | stopped          | maybe
+//   the command is empty or larger than commandBytesMax    | invalid          | no (never proposed)
+//
+// The service is deterministic and free of I/O: apply() sees every committed command once
+// per incarnation, in log order, on every member, so every member computes the same state.
+// Empty entries (the leader's no-op of a new term) and configuration entries never reach it.
+
+import { assert } from '../stdx/assert.js';
+import type { Index, NodeId, Term } from '../stdx/types.js';
+import type { Clock, Timer } from '../io/clock.js';
+import type { Ready } from '../raft/core.js';
+import type { Entry } from '../raft/types.js';
+import { RaftNode, type RaftNodeOptions } from './node.js';
+
+/**
+ * A deterministic state machine. Seam for the lead's snapshot work: a service will also
+ * implement `snapshot(): Uint8Array` and `restore(data: Uint8Array, index: Index): void`,
+ * and Replica will call them when the node takes or installs a snapshot. Until then the
+ * whole log is replayed on restart (the WAL keeps it all).
+ */
+export interface ReplicatedService {
+  /** Applies one committed command and returns its result. Must not throw on any input. */
+  apply(command: Uint8Array, index: Index): Uint8Array;
+}
+
+export type ReplicaErrorCode = 'not-leader' | 'overloaded' | 'invalid' | 'dropped' | 'outcome-unknown' | 'stopped';
+
+export class ReplicaError extends Error {
+  override name = 'ReplicaError';
+  constructor(
+    readonly code: ReplicaErrorCode,
+    /** The leader this member knows of (0: none); a hint for redirecting clients. */
+    readonly leader: NodeId,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReplicaLimits {
+  /** Proposals waiting for their entry to apply. At the limit, submit() is refused (overloaded). */
+  readonly pendingProposalsMax: number;
+  /** The largest command accepted, in bytes. */
+  readonly commandBytesMax: number;
+}
+
+export const replicaDefaults: ReplicaLimits = {
+  pendingProposalsMax: 4096,
+  commandBytesMax: 1 << 20,
+};
+
+export interface ReplicaOptions extends Omit<RaftNodeOptions, 'apply'> {
+  readonly service: ReplicatedService;
+  readonly limits?: Partial<ReplicaLimits>;
+}
+
+export interface SubmitResult {
+  readonly result: Uint8Array;
+  readonly index: Index;
+  readonly term: Term;
+}
+
+interface Pending {
+  readonly index: Index;
+  readonly term: Term;
+  readonly resolve: (result: SubmitResult) => void;
+  readonly reject: (error: ReplicaError) => void;
+}
+
+export class Replica {
+  readonly limits: ReplicaLimits;
+  private node: RaftNode | undefined = undefined;
+  /** Invariant: every key is > the node's applied index, and its entry was proposed in pending.term. */
+  private readonly pending = new Map<Index, Pending>();
+  private leadershipTimer: Timer | undefined = undefined;
+  private stopped = false;
+  private appliedCount = 0;
+
+  private constructor(
+    private readonly service: ReplicatedService,
+    private readonly clock: Clock,
+    private readonly tickMs: number,
+    limits: Partial<ReplicaLimits> | undefined,
+  ) {
+    this.limits = { ...replicaDefaults, ...limits };
+    assert(this.limits.pendingProposalsMax >= 1, 'pendingProposalsMax >= 1');
+  }
+
+  /** Opens the Raft node (loading its storage) with this replica applying its entries. */
+  static async open(options: ReplicaOptions): Promise<Replica> {
+    const replica = new Replica(options.service, options.clock, options.tickMs, options.limits);
+    const observer = options.observer;
+    replica.node = await RaftNode.open({
+      ...options,
+      apply: (entry) => replica.applyEntry(entry),
+      observer: (node: RaftNode, ready: Ready) => {
+        replica.maybeFailPending();
+        observer?.(node, ready);
+      },
+    });
+    replica.scheduleLeadershipCheck();
+    return replica;
+  }
+
+  get raft(): RaftNode {
+    assert(this.node !== undefined, 'opened');
+    return this.node;
+  }
+
+  /** Commands applied by this incarnation (after a restart, the replayed log counts again). */
+  get appliedCommandCount(): number {
+    return this.appliedCount;
+  }
+
+  pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Proposes `command`; resolves with the service's result once it is applied here. */
+  submit(command: Uint8Array): Promise<SubmitResult> {
+    const node = this.raft;
+    const leader = node.status().leader;
+    if (this.stopped) return Promise.reject(new ReplicaError('stopped', leader, 'the replica has stopped'));
+    if (command.length === 0) return Promise.reject(new ReplicaError('invalid', leader, 'an empty command is reserved for the leader no-op'));
+    if (command.length > this.limits.commandBytesMax) {
+      return Promise.reject(new ReplicaError('invalid', leader, `the command has ${command.length} bytes; the limit (commandBytesMax) is ${this.limits.commandBytesMax}`));
+    }
+    if (this.pending.size >= this.limits.pendingProposalsMax) {
+      return Promise.reject(new ReplicaError('overloaded', leader, `${this.pending.size} proposals are pending (pendingProposalsMax); retry later`));
+    }
+    const proposed = node.propose(command);
+    if (!proposed.ok) {
+      const code = proposed.reason === 'not-leader' ? 'not-leader' : 'overloaded';
+      return Promise.reject(new ReplicaError(code, proposed.leader, proposed.reason === 'not-leader' ? 'this member is not the leader' : 'the leader holds too many uncommitted bytes; retry later'));
+    }
+    assert(!this.pending.has(proposed.index), 'one pending proposal per index');
+    return new Promise<SubmitResult>((resolve, reject) => {
+      this.pending.set(proposed.index, { index: proposed.index, term: proposed.term, resolve, reject });
+    });
+  }
+
+  /** Stops the node; every pending proposal is rejected (stopped: it may or may not commit). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.leadershipTimer?.cancel();
+    this.node?.stop();
+    this.failAll('stopped', 'the replica stopped before the command was applied; it may or may not have been committed');
+  }
+
+  private applyEntry(entry: Entry): void {
+    const pending = this.pending.get(entry.index);
+    if (entry.type !== 'normal' || entry.data.length === 0) {
+      if (pending !== undefined) this.settleDropped(pending);
+      return;
+    }
+    const result = this.service.apply(entry.data, entry.index);
+    this.appliedCount++;
+    if (pending === undefined) return;
+    this.pending.delete(entry.index);
+    if (pending.term === entry.term) pending.resolve({ result, index: entry.index, term: entry.term });
+    else this.rejectDropped(pending);
+  }
+
+  private settleDropped(pending: Pending): void {
+    this.pending.delete(pending.index);
+    this.rejectDropped(pending);
+  }
+
+  private rejectDropped(pending: Pending): void {
+    const message = `another entry was committed at index ${pending.index}: the command was not applied and may be retried`;
+    pending.reject(new ReplicaError('dropped', this.raft.status().leader, message));
+  }
+
+  /**
+   * Leadership can end without a Ready (check-quorum steps down in the same term), so this
+   * runs after every Ready and once per tick.
+   */
+  private maybeFailPending(): void {
+    if (this.pending.size === 0 || this.node === undefined) return;
+    const status = this.node.status();
+    // Pending proposals are kept in proposal order, so their terms never decrease: if the
+    // oldest is of the current leadership term, all are.
+    const oldest = this.pending.values().next().value as Pending;
+    if (status.role === 'leader' && status.term === oldest.term) return;
+    for (const pending of [...this.pending.values()]) {
+      if (status.role === 'leader' && status.term === pending.term) continue;
+      this.pending.delete(pending.index);
+      pending.reject(new ReplicaError('outcome-unknown', status.leader, `leadership was lost before index ${pending.index} committed; the command may or may not be applied`));
+    }
+  }
+
+  private scheduleLeadershipCheck(): void {
+    this.leadershipTimer = this.clock.setTimer(this.tickMs, () => {
+      if (this.stopped) return;
+      this.maybeFailPending();
+      this.scheduleLeadershipCheck();
+    });
+  }
+
+  private failAll(code: ReplicaErrorCode, message: string): void {
+    const leader = this.node?.status().leader ?? (0 as NodeId);
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const pending of all) pending.reject(new ReplicaError(code, leader, message));
+  }
+}

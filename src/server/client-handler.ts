@@ -1,0 +1,106 @@
+// Requests on the client port (protocol.ts) turned into replica submissions. A frame that
+// does not decode closes its connection (logged by the port); everything else gets a reply
+// with the request's id, errors included.
+
+import { unreachable } from '../stdx/assert.js';
+import type { NodeId } from '../stdx/types.js';
+import type { FramedConnection } from '../platform/server-client-port.js';
+import { ReplicaError, type Replica } from '../runtime/replica.js';
+import type { Address } from './config.js';
+import type { ProposalOutcome } from './metrics.js';
+import { decodeRequest, encodeResponse, ProtocolError, type ClientErrorCode, type ClientRequest, type ClientResponse } from './protocol.js';
+import type { ServerService } from './register-service.js';
+
+export const clientHandlerLimits = {
+  /** Requests one connection may have waiting for a reply; more are refused (overloaded). */
+  inflightRequestsPerConnectionMax: 1024,
+} as const;
+
+export interface ClientHandlerContext {
+  readonly replica: Replica;
+  readonly service: ServerService;
+  /** The client address of a member, if known. */
+  clientAddressOf(id: NodeId): Address | undefined;
+  recordOutcome(outcome: ProposalOutcome): void;
+}
+
+export class ClientHandler {
+  private readonly inflight = new Map<number, number>();
+  private accepting = true;
+
+  constructor(private readonly context: ClientHandlerContext) {}
+
+  /** From now on every request is answered 'stopped'. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  onFrame(connection: FramedConnection, body: Buffer): void {
+    let request: ClientRequest;
+    try {
+      request = decodeRequest(body);
+    } catch (error) {
+      connection.close(error instanceof ProtocolError ? `malformed request: ${error.message}` : String(error));
+      return;
+    }
+    const count = this.inflight.get(connection.id) ?? 0;
+    if (count >= clientHandlerLimits.inflightRequestsPerConnectionMax) {
+      this.reply(connection, this.error(request.id, 'overloaded', `more than ${clientHandlerLimits.inflightRequestsPerConnectionMax} requests in flight on this connection`));
+      return;
+    }
+    this.inflight.set(connection.id, count + 1);
+    void this.handle(request).then((response) => {
+      const left = (this.inflight.get(connection.id) ?? 1) - 1;
+      if (left > 0) this.inflight.set(connection.id, left);
+      else this.inflight.delete(connection.id);
+      this.reply(connection, response);
+    });
+  }
+
+  onClose(connection: FramedConnection): void {
+    this.inflight.delete(connection.id);
+  }
+
+  private reply(connection: FramedConnection, response: ClientResponse): void {
+    connection.send(encodeResponse(response));
+  }
+
+  /** Never rejects: every outcome is a response. */
+  private async handle(request: ClientRequest): Promise<ClientResponse> {
+    if (!this.accepting) return this.error(request.id, 'stopped', 'the member is shutting down');
+    switch (request.type) {
+      case 'leader': {
+        const leader = this.context.replica.raft.status().leader;
+        return { id: request.id, type: 'leader', leader, client: this.context.clientAddressOf(leader) ?? null };
+      }
+      case 'propose':
+        return this.submit(request.id, request.command, this.context.service.checkCommand(request.command));
+      case 'read':
+        // Reads go through the log for now (linearizable); ReadIndex will replace this.
+        return this.submit(request.id, request.query, this.context.service.checkQuery(request.query));
+      default:
+        return unreachable(request, 'client request');
+    }
+  }
+
+  private async submit(id: number, command: Uint8Array, refusal: string | undefined): Promise<ClientResponse> {
+    if (refusal !== undefined) {
+      this.context.recordOutcome('invalid');
+      return this.error(id, 'invalid', refusal);
+    }
+    try {
+      const { result, index } = await this.context.replica.submit(command);
+      this.context.recordOutcome('ok');
+      return { id, type: 'result', result, index };
+    } catch (error) {
+      if (!(error instanceof ReplicaError)) throw error;
+      this.context.recordOutcome(error.code);
+      return this.error(id, error.code, error.message, error.leader);
+    }
+  }
+
+  private error(id: number, code: ClientErrorCode, message: string, leader?: NodeId): ClientResponse {
+    const known = leader ?? this.context.replica.raft.status().leader;
+    return { id, type: 'error', code, message, leader: known, client: this.context.clientAddressOf(known) ?? null };
+  }
+}

@@ -1,0 +1,223 @@
+// The configuration of one member, from a JSON file and command-line flags (flags win),
+// validated in one place: everything after resolveConfig() may trust it (STYLE.md 6).
+//
+// The cluster secret comes from a flag, the JSON file, or an env-file
+// (FLOTILLA_CLUSTER_SECRET=...). It is never logged: describeConfig() leaves it out.
+
+import { nodeId, type NodeId } from '../stdx/types.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServerConfig {
+  readonly id: NodeId;
+  /** Every member of the group, this one included, with its peer address. */
+  readonly members: ReadonlyMap<NodeId, Address>;
+  readonly dataDir: string;
+  /** The interface every port listens on. */
+  readonly host: string;
+  /** The host other members and clients should use to reach this member. */
+  readonly advertiseHost: string;
+  readonly peerPort: number;
+  /** 0: the OS picks; the bound port is in the "listening" log line. */
+  readonly clientPort: number;
+  readonly adminPort: number;
+  readonly tickMs: number;
+  readonly clusterSecret: string;
+  readonly logLevel: LogLevel;
+}
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+export const configLimits = {
+  membersMax: 64,
+  tickMsMin: 1,
+  tickMsMax: 10_000,
+  tickMsDefault: 100,
+  clusterSecretBytesMin: 16,
+  memberIdMax: 0xffff_ffff,
+} as const;
+
+/** The env-file key that holds the cluster secret. */
+export const SECRET_ENV_KEY = 'FLOTILLA_CLUSTER_SECRET';
+
+/** Raw settings as they come from flags or the JSON file, before validation. */
+export interface ConfigInput {
+  id?: unknown;
+  peers?: unknown;
+  dataDir?: unknown;
+  host?: unknown;
+  advertiseHost?: unknown;
+  peerPort?: unknown;
+  clientPort?: unknown;
+  adminPort?: unknown;
+  tickMs?: unknown;
+  clusterSecret?: unknown;
+  clusterSecretFile?: unknown;
+  logLevel?: unknown;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const inputKeys: ReadonlySet<string> = new Set([
+  'id', 'peers', 'dataDir', 'host', 'advertiseHost', 'peerPort', 'clientPort', 'adminPort', 'tickMs', 'clusterSecret', 'clusterSecretFile', 'logLevel',
+]);
+
+/** Checks the shape of a parsed JSON config file: an object with known keys only. */
+export function configFileInput(raw: unknown, file: string): ConfigInput {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${file}: the configuration is not a JSON object`);
+  for (const key of Object.keys(raw)) {
+    if (!inputKeys.has(key)) throw new ConfigError(`${file}: unknown setting "${key}" (known: ${[...inputKeys].join(', ')})`);
+  }
+  return raw as ConfigInput;
+}
+
+/**
+ * Merges the file and the flags (flags win) and validates. `secretFromFile` is the secret
+ * read from clusterSecretFile, if one was named.
+ */
+export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromFile: string | undefined): ServerConfig {
+  const merged: ConfigInput = { ...file };
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  const id = memberId(merged.id, 'id');
+  const members = parsePeers(merged.peers);
+  const self = members.get(id);
+  if (self === undefined) throw new ConfigError(`member ${id} is not in the peer list (${describePeers(members)})`);
+  const host = optionalString(merged.host, 'host') ?? self.host;
+  const secret = secretFromFile ?? optionalString(merged.clusterSecret, 'clusterSecret');
+  if (secret === undefined) throw new ConfigError(`no cluster secret: pass --cluster-secret-file (an env-file with ${SECRET_ENV_KEY}=...), or set clusterSecret`);
+  if (Buffer.byteLength(secret) < configLimits.clusterSecretBytesMin) throw new ConfigError(`the cluster secret must have at least ${configLimits.clusterSecretBytesMin} bytes`);
+  const dataDir = optionalString(merged.dataDir, 'dataDir');
+  if (dataDir === undefined) throw new ConfigError('no data directory: pass --data <dir>');
+  return {
+    id,
+    members,
+    dataDir,
+    host,
+    advertiseHost: optionalString(merged.advertiseHost, 'advertiseHost') ?? self.host,
+    peerPort: merged.peerPort === undefined ? self.port : port(merged.peerPort, 'peerPort'),
+    clientPort: merged.clientPort === undefined ? 0 : port(merged.clientPort, 'clientPort'),
+    adminPort: merged.adminPort === undefined ? 0 : port(merged.adminPort, 'adminPort'),
+    tickMs: merged.tickMs === undefined ? configLimits.tickMsDefault : tickMs(merged.tickMs),
+    clusterSecret: secret,
+    logLevel: logLevel(merged.logLevel),
+  };
+}
+
+/** Parses "1=host:port,2=host:port" (or an array of "id=host:port", or {"1": "host:port"}). */
+export function parsePeers(raw: unknown): Map<NodeId, Address> {
+  let items: [string, string][];
+  if (typeof raw === 'string') items = raw.split(',').filter((item) => item.trim().length > 0).map(splitPeer);
+  else if (Array.isArray(raw)) items = raw.map((item) => splitPeer(requireString(item, 'peers[]')));
+  else if (typeof raw === 'object' && raw !== null) items = Object.entries(raw).map(([key, value]) => [key, requireString(value, `peers.${key}`)]);
+  else throw new ConfigError('no peer list: pass --peers 1=host:port,2=host:port,3=host:port (every member, this one included)');
+  if (items.length === 0 || items.length > configLimits.membersMax) throw new ConfigError(`the peer list must name 1 to ${configLimits.membersMax} members`);
+  const members = new Map<NodeId, Address>();
+  for (const [idText, addressText] of items) {
+    const id = memberId(idText.trim(), 'peer id');
+    if (members.has(id)) throw new ConfigError(`member ${id} appears twice in the peer list`);
+    members.set(id, parseAddress(addressText.trim(), `peer ${id}`));
+  }
+  return new Map([...members].sort(([a], [b]) => a - b));
+}
+
+/** Parses "host:port" (an IPv6 host in brackets). */
+export function parseAddress(text: string, what: string): Address {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text);
+  if (match === null) throw new ConfigError(`${what}: "${text}" is not host:port`);
+  const host = match[1]!.replace(/^\[|\]$/g, '');
+  return { host, port: port(Number(match[2]), what) };
+}
+
+/** Reads KEY=VALUE lines; '#' starts a comment line; values may be quoted. */
+export function parseEnvFile(text: string): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.length === 0 || line.startsWith('#')) continue;
+    const equals = line.indexOf('=');
+    if (equals <= 0) continue;
+    const key = line.slice(0, equals).replace(/^export\s+/, '').trim();
+    const value = line.slice(equals + 1).trim().replace(/^(['"])(.*)\1$/, '$2');
+    values.set(key, value);
+  }
+  return values;
+}
+
+export function secretFromEnvFile(text: string, file: string): string {
+  const secret = parseEnvFile(text).get(SECRET_ENV_KEY);
+  if (secret === undefined || secret.length === 0) throw new ConfigError(`${file} has no ${SECRET_ENV_KEY}=... line`);
+  return secret;
+}
+
+/** The configuration for logs: everything but the secret. */
+export function describeConfig(config: ServerConfig): object {
+  return {
+    id: config.id,
+    peers: describePeers(config.members),
+    dataDir: config.dataDir,
+    host: config.host,
+    advertiseHost: config.advertiseHost,
+    peerPort: config.peerPort,
+    clientPort: config.clientPort,
+    adminPort: config.adminPort,
+    tickMs: config.tickMs,
+  };
+}
+
+export function formatAddress(address: Address): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+function describePeers(members: ReadonlyMap<NodeId, Address>): string {
+  return [...members].map(([id, address]) => `${id}=${formatAddress(address)}`).join(',');
+}
+
+function splitPeer(item: string): [string, string] {
+  const equals = item.indexOf('=');
+  if (equals <= 0) throw new ConfigError(`peer "${item}" is not id=host:port`);
+  return [item.slice(0, equals), item.slice(equals + 1)];
+}
+
+function memberId(raw: unknown, what: string): NodeId {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > configLimits.memberIdMax) {
+    throw new ConfigError(`${what}: member ids are integers from 1 to ${configLimits.memberIdMax}, not ${JSON.stringify(raw)}`);
+  }
+  return nodeId(value);
+}
+
+function port(raw: unknown, what: string): number {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) throw new ConfigError(`${what}: ${JSON.stringify(raw)} is not a port (0-65535)`);
+  return value;
+}
+
+function tickMs(raw: unknown): number {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < configLimits.tickMsMin || value > configLimits.tickMsMax) {
+    throw new ConfigError(`tickMs: ${JSON.stringify(raw)} is not an integer from ${configLimits.tickMsMin} to ${configLimits.tickMsMax}`);
+  }
+  return value;
+}
+
+function logLevel(raw: unknown): LogLevel {
+  if (raw === undefined) return 'info';
+  if (typeof raw === 'string' && (logLevels as readonly string[]).includes(raw)) return raw as LogLevel;
+  throw new ConfigError(`logLevel: ${JSON.stringify(raw)} is not one of ${logLevels.join(', ')}`);
+}
+
+function optionalString(raw: unknown, what: string): string | undefined {
+  if (raw === undefined) return undefined;
+  return requireString(raw, what);
+}
+
+function requireString(raw: unknown, what: string): string {
+  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${what}: expected a non-empty string`);
+  return raw;
+}

@@ -1,0 +1,274 @@
+// One member as an OS process (DESIGN.md §8): the WAL-backed Raft node hosting a service,
+// the peer transport, the client port and the admin HTTP port, wired together.
+//
+// Start-up order matters: the data directory is recovered before any port opens, so a
+// damaged log stops the member before it can vote or answer anyone. Shutdown runs the
+// other way: stop taking requests, stop the node, wait for the fsync in flight, close ports.
+
+import type { Logger } from 'pino';
+import { Prng } from '../stdx/prng.js';
+import type { NodeId } from '../stdx/types.js';
+import type { Clock, Timer } from '../io/clock.js';
+import { defaultTiming, type RaftConfig } from '../raft/config.js';
+import type { Ready } from '../raft/core.js';
+import { describeRecoveryEvent } from '../storage/errors.js';
+import { Replica } from '../runtime/replica.js';
+import type { RaftNode } from '../runtime/node.js';
+import { FsDisk } from '../platform/fs-disk.js';
+import { PeerTransport } from '../platform/peer-transport.js';
+import { FramedServer } from '../platform/server-client-port.js';
+import { HttpAdminServer } from '../platform/http-admin.js';
+import { randomSeed } from '../platform/server-random.js';
+import { directoryBytes } from '../platform/server-files.js';
+import { adminApp } from './admin.js';
+import { ClientHandler } from './client-handler.js';
+import { formatAddress, type Address, type ServerConfig } from './config.js';
+import { ServerMetrics } from './metrics.js';
+import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
+import { RegisterService, type ServerService } from './register-service.js';
+import { GROUP_DIR, ServerStorage } from './storage.js';
+
+export const serverLimits = {
+  /** How often a member re-announces its client and admin addresses to its peers. */
+  memberInfoIntervalMs: 1000,
+  /** The largest client request frame. */
+  clientFrameBytesMax: 1 << 20,
+  clientConnectionsMax: 1024,
+  /** A client connection silent for this long is closed (clients reconnect on demand). */
+  clientIdleTimeoutMs: 10 * 60 * 1000,
+} as const;
+
+export interface ServerAddresses {
+  readonly peer: Address;
+  readonly client: Address;
+  readonly admin: Address;
+}
+
+interface Parts {
+  storage: ServerStorage;
+  transport: PeerTransport<PeerMessage>;
+  replica: Replica;
+  clientPort: FramedServer;
+  admin: HttpAdminServer;
+}
+
+export class FlotillaServer {
+  /** Resolves with the process exit code once the member has stopped. */
+  readonly done: Promise<number>;
+  private finish: (code: number) => void = () => {};
+  private readonly members = new Map<NodeId, { client: Address; admin: Address }>();
+  private readonly handler: ClientHandler;
+  private readonly metrics: ServerMetrics;
+  private infoTimer: Timer | undefined = undefined;
+  private lastLoggedLeader = 0;
+  private stopping = false;
+
+  private constructor(
+    private readonly config: ServerConfig,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly service: ServerService,
+    private readonly parts: Parts,
+  ) {
+    this.done = new Promise((resolve) => {
+      this.finish = resolve;
+    });
+    this.handler = new ClientHandler({
+      replica: parts.replica,
+      service,
+      clientAddressOf: (id) => this.members.get(id)?.client,
+      recordOutcome: (outcome) => this.metrics.recordProposal(outcome),
+    });
+    this.metrics = new ServerMetrics(config.id, {
+      status: () => parts.replica.raft.status(),
+      logBytes: () => parts.storage.sizeBytes(),
+      peerStats: () => parts.transport.stats(),
+      clientConnections: () => parts.clientPort.connectionCount(),
+    });
+  }
+
+  /** Recovers the data directory, opens the ports and starts the member. */
+  static async start(config: ServerConfig, logger: Logger, clock: Clock): Promise<FlotillaServer> {
+    // Callbacks wired before the server object exists reach it through `late`.
+    const late: { server?: FlotillaServer } = {};
+    const service = new RegisterService();
+    const { storage, events } = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms));
+    for (const event of events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
+    const opened: { transport?: PeerTransport<PeerMessage>; replica?: Replica; clientPort?: FramedServer } = {};
+    try {
+      opened.transport = await startTransport(config, logger, (from, group, message) => late.server?.stepPeer(from, group, message));
+      opened.replica = await openReplica(config, logger, clock, storage, opened.transport, service, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
+      const replica = opened.replica;
+      logger.info({ ...replica.raft.status(), appliedCommands: replica.appliedCommandCount }, 'recovered');
+      opened.clientPort = await FramedServer.start({
+        host: config.host,
+        port: config.clientPort,
+        name: 'client',
+        logger,
+        limits: { frameBytesMax: serverLimits.clientFrameBytesMax, connectionsMax: serverLimits.clientConnectionsMax, idleTimeoutMs: serverLimits.clientIdleTimeoutMs },
+        onFrame: (connection, body) => late.server?.handler.onFrame(connection, body),
+        onClose: (connection) => late.server?.handler.onClose(connection),
+      });
+      const clientPort = opened.clientPort;
+      const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
+      const server = new FlotillaServer(config, logger, clock, service, { storage, transport: opened.transport, replica, clientPort, admin });
+      const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render() });
+      late.server = server;
+      server.registerSelf();
+      server.announce();
+      return server;
+    } catch (error) {
+      opened.replica?.stop();
+      await opened.clientPort?.close();
+      await opened.transport?.close();
+      await storage.close();
+      throw error;
+    }
+  }
+
+  addresses(): ServerAddresses {
+    const advertised = (address: Address) => ({ host: this.config.advertiseHost, port: address.port });
+    return {
+      peer: advertised(this.parts.transport.address()),
+      client: advertised(this.parts.clientPort.address()),
+      admin: advertised(this.parts.admin.address()),
+    };
+  }
+
+  /** Stops taking requests, stops the node, waits for the fsync in flight, closes every port. */
+  async shutdown(reason: string, exitCode = 0): Promise<number> {
+    if (this.stopping) return this.done;
+    this.stopping = true;
+    this.logger.info({ reason }, 'shutting down');
+    this.infoTimer?.cancel();
+    this.handler.stopAccepting();
+    this.parts.clientPort.stopAccepting();
+    this.parts.replica.stop();
+    await this.parts.storage.close();
+    await this.parts.clientPort.close();
+    await this.parts.transport.close();
+    await this.parts.admin.close();
+    this.logger.info({ exitCode }, 'stopped');
+    this.finish(exitCode);
+    return exitCode;
+  }
+
+  async describeStatus(): Promise<object> {
+    const raft = this.parts.replica.raft;
+    const status = raft.status();
+    const progress = status.role === 'leader' ? raft.core.describeProgress() : new Map<NodeId, string>();
+    const connected = new Set(this.parts.transport.connectedPeers());
+    const peers = [...this.config.members].filter(([id]) => id !== this.config.id).map(([id, address]) => ({
+      id,
+      peer: formatAddress(address),
+      client: this.formatKnown(this.members.get(id)?.client),
+      admin: this.formatKnown(this.members.get(id)?.admin),
+      connected: connected.has(id),
+      progress: progress.get(id) ?? null,
+    }));
+    const addresses = this.addresses();
+    return {
+      ...status,
+      logBytes: this.parts.storage.sizeBytes(),
+      snapshotBytes: await directoryBytes(`${this.config.dataDir}/${GROUP_DIR}/snap`),
+      pendingProposals: this.parts.replica.pendingCount(),
+      clientConnections: this.parts.clientPort.connectionCount(),
+      addresses: { peer: formatAddress(addresses.peer), client: formatAddress(addresses.client), admin: formatAddress(addresses.admin) },
+      peers,
+    };
+  }
+
+  private formatKnown(address: Address | undefined): string | null {
+    return address === undefined ? null : formatAddress(address);
+  }
+
+  private stepPeer(from: NodeId, group: number, message: PeerMessage): void {
+    if (this.stopping) return;
+    if (message.type === 'MemberInfo') {
+      if (group !== MEMBER_GROUP_ID || message.from !== from) return this.dropPeerMessage(from, group, 'MemberInfo from the wrong group or sender');
+      const known = this.members.get(from);
+      this.members.set(from, { client: message.client, admin: message.admin });
+      // A peer we had not heard from (or that moved) learns our addresses at once.
+      if (known === undefined || formatAddress(known.client) !== formatAddress(message.client)) this.sendInfo(from);
+      return;
+    }
+    if (group !== RAFT_GROUP_ID || message.from !== from || message.to !== this.config.id) {
+      return this.dropPeerMessage(from, group, `Raft message from ${message.from} to ${message.to}`);
+    }
+    this.parts.replica.raft.receive(message);
+  }
+
+  private dropPeerMessage(from: NodeId, group: number, what: string): void {
+    this.logger.warn({ peer: from, group }, `dropped a peer message: ${what}`);
+  }
+
+  private observeReady(node: RaftNode, ready: Ready): void {
+    const status = node.status();
+    this.metrics.observeReady(ready, status);
+    if (status.leader !== this.lastLoggedLeader) {
+      this.lastLoggedLeader = status.leader;
+      this.logger.info({ term: status.term, role: status.role, leader: status.leader }, 'leader changed');
+    }
+  }
+
+  /** Storage failed: the node has stopped; the member must exit and recover on restart. */
+  private fail(error: unknown): void {
+    this.logger.fatal({ error: error instanceof Error ? error.message : String(error) }, 'storage failed; stopping (restart the member to recover)');
+    void this.shutdown('storage failure', 1);
+  }
+
+  /** Tells every peer our client and admin addresses, now and every memberInfoIntervalMs. */
+  private announce(): void {
+    if (this.stopping) return;
+    for (const id of this.config.members.keys()) if (id !== this.config.id) this.sendInfo(id);
+    this.infoTimer = this.clock.setTimer(serverLimits.memberInfoIntervalMs, () => this.announce());
+  }
+
+  private sendInfo(to: NodeId): void {
+    const { client, admin } = this.addresses();
+    const info: MemberInfo = { type: 'MemberInfo', from: this.config.id, client, admin };
+    this.parts.transport.send(to, MEMBER_GROUP_ID, info);
+  }
+
+  /** Our own addresses, for clientAddressOf(self). */
+  private registerSelf(): void {
+    const { client, admin } = this.addresses();
+    this.members.set(this.config.id, { client, admin });
+  }
+}
+
+function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: NodeId, group: number, message: PeerMessage) => void): Promise<PeerTransport<PeerMessage>> {
+  const peers = new Map([...config.members].filter(([id]) => id !== config.id));
+  return PeerTransport.start<PeerMessage>({
+    selfId: config.id,
+    listen: { host: config.host, port: config.peerPort },
+    peers,
+    clusterSecret: config.clusterSecret,
+    encode: encodePeerMessage,
+    decode: decodePeerMessage,
+    onMessage,
+    logger,
+  });
+}
+
+function openReplica(
+  config: ServerConfig,
+  logger: Logger,
+  clock: Clock,
+  storage: ServerStorage,
+  transport: PeerTransport<PeerMessage>,
+  service: ServerService,
+  observer: (node: RaftNode, ready: Ready) => void,
+  onFatal: (error: unknown) => void,
+): Promise<Replica> {
+  const raftConfig: RaftConfig = {
+    id: config.id,
+    voters: [...config.members.keys()],
+    ...defaultTiming,
+    // A new leader commits an entry of its own term at once, which commits everything
+    // before it (Raft §5.4.2) and lets waiting clients hear back promptly.
+    noopOnElection: true,
+  };
+  logger.debug({ raft: raftConfig }, 'raft configuration');
+  return Replica.open({ config: raftConfig, prng: new Prng(randomSeed()), clock, tickMs: config.tickMs, transport: transport.group(RAFT_GROUP_ID), storage, service, observer, onFatal });
+}

@@ -1,0 +1,71 @@
+// The member's Raft storage: the WAL-backed WalStorage, recovered before any port opens
+// (a damaged data directory must stop the member before it talks to anyone), with every
+// save timed for the fsync histogram and tracked so that shutdown can wait for it.
+
+import { assert } from '../stdx/assert.js';
+import type { Clock } from '../io/clock.js';
+import type { Disk } from '../io/disk.js';
+import type { RecoveryEvent } from '../storage/errors.js';
+import type { PersistedState, RaftStorage, StorageUpdate } from '../runtime/storage.js';
+import { WalStorage } from '../runtime/wal-storage.js';
+
+/** Where the Raft group's log and snapshots live under the data directory. */
+export const GROUP_DIR = 'group-1';
+
+export class ServerStorage implements RaftStorage {
+  private recovered: PersistedState | undefined;
+  private inflight: Promise<void> | undefined = undefined;
+
+  private constructor(
+    private readonly wal: WalStorage,
+    recovered: PersistedState,
+    private readonly clock: Clock,
+    private readonly onSaved: (durationMs: number) => void,
+  ) {
+    this.recovered = recovered;
+  }
+
+  /** Recovers the log. Throws StorageError (naming file and offset) if it is damaged. */
+  static async recover(disk: Disk, clock: Clock, onSaved: (durationMs: number) => void): Promise<{ storage: ServerStorage; events: readonly RecoveryEvent[] }> {
+    const wal = new WalStorage(disk, GROUP_DIR);
+    const state = await wal.load();
+    return { storage: new ServerStorage(wal, state, clock, onSaved), events: wal.recoveryEvents };
+  }
+
+  /** The recovered state, handed over once (to RaftNode.open). */
+  load(): Promise<PersistedState> {
+    const state = this.recovered;
+    assert(state !== undefined, 'load() runs once');
+    this.recovered = undefined;
+    return Promise.resolve(state);
+  }
+
+  save(update: StorageUpdate): Promise<void> {
+    assert(this.inflight === undefined, 'save() calls never overlap');
+    const started = this.clock.nowMs();
+    // Cleared in the settle handlers themselves, before the caller's continuation runs
+    // (it may call save() again at once).
+    const saving = this.wal.save(update).then(
+      () => {
+        this.inflight = undefined;
+        this.onSaved(this.clock.nowMs() - started);
+      },
+      (error: unknown) => {
+        this.inflight = undefined;
+        throw error;
+      },
+    );
+    this.inflight = saving.catch(() => {});
+    return saving;
+  }
+
+  sizeBytes(): number {
+    return this.wal.sizeBytes();
+  }
+
+  /** Waits for the save in flight (if any), then closes the log. */
+  async close(): Promise<void> {
+    await this.inflight;
+    await this.wal.close();
+  }
+}

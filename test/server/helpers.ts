@@ -1,0 +1,271 @@
+// Real `flotilla server` processes on 127.0.0.1 for the process-level tests. Client and
+// admin ports are chosen by the OS (port 0) and read from each member's "listening" log
+// line; peer ports must be known to every member before it starts (the peer list is
+// static configuration), so they are picked by binding port 0 briefly. A restarted member
+// gets the ports it had, so clients and peers find it again.
+//
+// Every process a test starts is killed in t.after, also when the test fails.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { spawnServerChild, type ServerChild } from '../../src/platform/server-children.js';
+import { FlotillaClient, RegisterClient } from '../../src/server/client.js';
+
+export const TICK_MS = 100;
+const LISTEN_TIMEOUT_MS = 20_000;
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : ` (last error: ${String(lastError)})`}`);
+}
+
+/** `count` distinct free ports (all held open together, then released). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+export interface Ports {
+  peer: number;
+  client: number;
+  admin: number;
+}
+
+export interface LogEntry {
+  readonly level: number;
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
+export class MemberProcess {
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+  readonly child: ServerChild;
+  readonly listening: Promise<Ports>;
+
+  constructor(readonly id: number, args: readonly string[]) {
+    let onListening: (ports: Ports) => void = () => {};
+    this.child = spawnServerChild({
+      args,
+      onStdoutLine: (line) => {
+        this.stdout.push(line);
+        const entry = parseEntry(line);
+        if (entry?.msg === 'listening') onListening(entry['ports'] as Ports);
+      },
+      onStderrLine: (line) => this.stderr.push(line),
+    });
+    this.listening = new Promise<Ports>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`member ${id} did not print "listening" within ${LISTEN_TIMEOUT_MS} ms:\n${this.describeOutput()}`)), LISTEN_TIMEOUT_MS);
+      onListening = (ports) => {
+        clearTimeout(timer);
+        resolve(ports);
+      };
+      void this.child.exited.then((exit) => {
+        clearTimeout(timer);
+        reject(new Error(`member ${id} exited (code ${exit.code}, signal ${exit.signal}) before listening:\n${this.describeOutput()}`));
+      });
+    });
+    this.listening.catch(() => {});
+  }
+
+  /** Parsed JSON log lines. */
+  entries(): LogEntry[] {
+    return this.stdout.map(parseEntry).filter((entry): entry is LogEntry => entry !== undefined);
+  }
+
+  describeOutput(): string {
+    return [...this.stdout.slice(-30), ...this.stderr.slice(-30)].join('\n');
+  }
+}
+
+function parseEntry(line: string): LogEntry | undefined {
+  try {
+    const value = JSON.parse(line) as LogEntry;
+    return typeof value === 'object' && value !== null && typeof value.msg === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface StatusJson {
+  id: number;
+  role: string;
+  term: number;
+  leader: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  logBytes: number;
+  peers: { id: number; connected: boolean; progress: string | null }[];
+}
+
+export class TestCluster {
+  readonly members = new Map<number, MemberProcess>();
+  readonly ports = new Map<number, Ports>();
+  private readonly clients: RegisterClient[] = [];
+
+  private constructor(
+    readonly root: string,
+    readonly ids: readonly number[],
+    private readonly peerPorts: Map<number, number>,
+    private readonly secretFile: string,
+  ) {}
+
+  /** Creates the data root and the secret; registers the cleanup with `t`. Starts nothing. */
+  static async create(t: TestContext, size: number): Promise<TestCluster> {
+    const root = await mkdtemp(join(tmpdir(), 'flotilla-server-'));
+    const secretFile = join(root, 'cluster.env');
+    await writeFile(secretFile, 'FLOTILLA_CLUSTER_SECRET=process-test-secret-0123456789\n', { mode: 0o600 });
+    const ids = Array.from({ length: size }, (_, i) => i + 1);
+    const ports = await freePorts(size);
+    const cluster = new TestCluster(root, ids, new Map(ids.map((id, i) => [id, ports[i]!])), secretFile);
+    t.after(async () => {
+      await cluster.killAll();
+      await rm(root, { recursive: true, force: true });
+    });
+    return cluster;
+  }
+
+  static async start(t: TestContext, size = 3): Promise<TestCluster> {
+    const cluster = await TestCluster.create(t, size);
+    await Promise.all(cluster.ids.map((id) => cluster.startMember(id)));
+    return cluster;
+  }
+
+  dataDir(id: number): string {
+    return join(this.root, `member-${id}`);
+  }
+
+  /** Starts member `id` (again) with the ports it had before, if any. */
+  async startMember(id: number, dataDir = this.dataDir(id)): Promise<MemberProcess> {
+    const previous = this.ports.get(id);
+    const peers = this.ids.map((other) => `${other}=127.0.0.1:${this.peerPorts.get(other)}`).join(',');
+    const args = [
+      'server', '--id', String(id), '--peers', peers, '--data', dataDir, '--tick-ms', String(TICK_MS),
+      '--client-port', String(previous?.client ?? 0), '--admin-port', String(previous?.admin ?? 0),
+      '--cluster-secret-file', this.secretFile,
+    ];
+    const member = new MemberProcess(id, args);
+    this.members.set(id, member);
+    const ports = await member.listening;
+    this.ports.set(id, ports);
+    return member;
+  }
+
+  /** Spawns a member without waiting for it to listen (for members expected to refuse). */
+  spawnMember(id: number, dataDir: string): MemberProcess {
+    const peers = this.ids.map((other) => `${other}=127.0.0.1:${this.peerPorts.get(other)}`).join(',');
+    const member = new MemberProcess(id, ['server', '--id', String(id), '--peers', peers, '--data', dataDir, '--tick-ms', String(TICK_MS), '--cluster-secret-file', this.secretFile]);
+    this.members.set(id, member);
+    return member;
+  }
+
+  peerPort(id: number): number {
+    return this.peerPorts.get(id)!;
+  }
+
+  async kill(id: number, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<{ code: number | null; signal: string | null }> {
+    const member = this.members.get(id)!;
+    member.child.kill(signal);
+    return member.child.exited;
+  }
+
+  async killAll(): Promise<void> {
+    for (const client of this.clients) client.close();
+    await Promise.all([...this.members.values()].map(async (member) => {
+      member.child.kill('SIGKILL');
+      await member.child.exited;
+    }));
+  }
+
+  client(): RegisterClient {
+    const members = this.ids.filter((id) => this.ports.has(id)).map((id) => ({ host: '127.0.0.1', port: this.ports.get(id)!.client }));
+    const client = new RegisterClient(new FlotillaClient({ members }));
+    this.clients.push(client);
+    return client;
+  }
+
+  async status(id: number): Promise<StatusJson> {
+    const response = await fetch(`http://127.0.0.1:${this.ports.get(id)!.admin}/status`);
+    if (!response.ok) throw new Error(`status of member ${id}: HTTP ${response.status}`);
+    return (await response.json()) as StatusJson;
+  }
+
+  running(): number[] {
+    return this.ids.filter((id) => this.members.get(id)?.child.isRunning() === true);
+  }
+
+  /** Waits until a running member is leader and every running member agrees on it. */
+  async waitForLeader(timeoutMs = 10_000): Promise<number> {
+    return waitFor('a leader that every running member knows', timeoutMs, async () => {
+      const statuses = await Promise.all(this.running().map((id) => this.status(id)));
+      const leader = statuses.find((status) => status.role === 'leader');
+      if (leader === undefined) return undefined;
+      return statuses.every((status) => status.leader === leader.id && status.term === leader.term) ? leader.id : undefined;
+    });
+  }
+}
+
+export interface Ack {
+  readonly key: string;
+  readonly value: string;
+  readonly index: number;
+  readonly atMs: number;
+}
+
+/** Writers that set unique keys until stopped, recording every acknowledged write. */
+export class Writers {
+  readonly acks: Ack[] = [];
+  readonly failures: string[] = [];
+  private stopped = false;
+  private readonly loops: Promise<void>[];
+
+  constructor(client: RegisterClient, count: number, prefix: string) {
+    this.loops = Array.from({ length: count }, (_, writer) => this.run(client, `${prefix}-${writer}`));
+  }
+
+  private async run(client: RegisterClient, name: string): Promise<void> {
+    for (let seq = 0; !this.stopped; seq++) {
+      const key = `${name}-${seq}`;
+      const value = `value-${name}-${seq}`;
+      try {
+        const { index } = await client.set(key, value);
+        this.acks.push({ key, value, index, atMs: Date.now() });
+      } catch (error) {
+        this.failures.push(`${key}: ${(error as Error).message}`);
+        if (!this.stopped) await sleep(20);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+}
