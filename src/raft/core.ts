@@ -14,7 +14,7 @@ import type { Prng } from '../stdx/prng.js';
 import { type Index, type NodeId, type Term, index, nodeId, term } from '../stdx/types.js';
 import { type RaftConfig, validateConfig } from './config.js';
 import { RaftLog } from './log.js';
-import { type ConfChange, type Membership, applyConfChange, decodeConfChange, encodeConfChange } from './membership.js';
+import { type ConfChange, type Membership, applyConfChange, decodeConfEntry, encodeConfEntry } from './membership.js';
 import type {
   Append,
   AppendResponse,
@@ -168,7 +168,7 @@ export class RaftCore {
     if (this.pendingConfIndex > this.log.applied) return this.refused('conf-change-pending');
     const next = applyConfChange(this.membership, change);
     if (typeof next === 'string') return this.refused('invalid-conf-change', next);
-    const result = this.appendProposal('config', encodeConfChange(change));
+    const result = this.appendProposal('config', encodeConfEntry({ change, membership: next }));
     if (result.ok) this.pendingConfIndex = result.index;
     return result;
   }
@@ -772,10 +772,7 @@ export class RaftCore {
   // ---- Membership ----------------------------------------------------------------------------
 
   private applyConfEntry(entry: Entry): void {
-    const change = decodeConfChange(entry.data);
-    const next = applyConfChange(this.membership, change);
-    // A change the leader validated can still be a no-op here after a snapshot restore.
-    if (typeof next === 'string') return;
+    const next = decodeConfEntry(entry.data).membership;
     this.membership = next;
     this.membershipHistory.push({ index: entry.index, membership: next });
     if (this.role !== 'leader') return;

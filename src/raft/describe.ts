@@ -2,7 +2,7 @@
 // tests with golden output and for debugging (the describe* verb, STYLE.md 11).
 
 import type { Ready } from './core.js';
-import { decodeConfChange } from './membership.js';
+import { decodeConfEntry } from './membership.js';
 import type { Message } from './messages.js';
 import type { Entry, HardState } from './types.js';
 
@@ -10,7 +10,7 @@ const decoder = new TextDecoder();
 
 export function describeEntry(entry: Entry): string {
   if (entry.type === 'config') {
-    const change = decodeConfChange(entry.data);
+    const { change } = decodeConfEntry(entry.data);
     return `${entry.term}/${entry.index} EntryConfig ${change.type} ${change.node}`;
   }
   const data = entry.data.length === 0 ? '' : ` ${JSON.stringify(decoder.decode(entry.data))}`;

@@ -5,6 +5,10 @@
 // voter, or removes a member, so any two consecutive configurations have overlapping
 // majorities. As in etcd, a change takes effect when its entry is applied, and a leader
 // proposes no new change until the previous one is applied (at most one pending).
+//
+// A config entry carries the whole configuration it results in, not just the change: a
+// member that joins later replays the log from wherever it starts and must not depend on
+// a bootstrap configuration it never saw.
 
 import { Packr } from 'msgpackr';
 import { type NodeId, nodeId } from '../stdx/types.js';
@@ -24,18 +28,36 @@ export interface ConfChange {
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-export function encodeConfChange(change: ConfChange): Uint8Array {
-  return packr.pack({ type: change.type, node: change.node });
+/** A config entry: the change and the configuration after it. */
+export interface ConfEntry {
+  readonly change: ConfChange;
+  readonly membership: Membership;
+}
+
+export function encodeConfEntry(entry: ConfEntry): Uint8Array {
+  const { change, membership } = entry;
+  return packr.pack({ type: change.type, node: change.node, voters: membership.voters, learners: membership.learners });
 }
 
 /** Decodes a config entry; throws on anything malformed (it came from the log). */
-export function decodeConfChange(data: Uint8Array): ConfChange {
-  const raw = packr.unpack(data) as { type?: unknown; node?: unknown };
+export function decodeConfEntry(data: Uint8Array): ConfEntry {
+  const raw = packr.unpack(data) as { type?: unknown; node?: unknown; voters?: unknown; learners?: unknown };
   const type = raw.type;
-  const node = raw.node;
   if (type !== 'add-learner' && type !== 'promote' && type !== 'remove') throw new Error(`bad conf change type ${String(type)}`);
-  if (typeof node !== 'number' || !Number.isSafeInteger(node) || node <= 0) throw new Error('bad conf change node');
-  return { type, node: nodeId(node) };
+  const change: ConfChange = { type, node: memberId(raw.node) };
+  const membership = { voters: memberIds(raw.voters), learners: memberIds(raw.learners) };
+  if (membership.voters.length === 0) throw new Error('a configuration needs a voter');
+  return { change, membership };
+}
+
+function memberId(raw: unknown): NodeId {
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw <= 0) throw new Error('bad member id in a config entry');
+  return nodeId(raw);
+}
+
+function memberIds(raw: unknown): NodeId[] {
+  if (!Array.isArray(raw)) throw new Error('bad member list in a config entry');
+  return sorted(raw.map(memberId));
 }
 
 /** The configuration after `change`, or a reason why the change is not allowed. */

@@ -71,6 +71,25 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Waits for `promise`, which simulated events will settle, running the simulation
+   * meanwhile (a plain await would stall it once no one else sleeps).
+   */
+  async waitOn<T>(promise: Promise<T>): Promise<T> {
+    if (this.failure !== undefined) throw this.failure;
+    let waiter: { reject: (error: unknown) => void } | undefined;
+    const failed = new Promise<never>((_, reject) => {
+      waiter = { reject };
+    });
+    this.sleepers.add(waiter!);
+    if (!this.driving) void this.drive();
+    try {
+      return await Promise.race([promise, failed]);
+    } finally {
+      this.sleepers.delete(waiter!);
+    }
+  }
+
   /** Sleeps in steps of `stepMs` until `predicate` holds or `maxMs` passed; returns it. */
   async waitFor(predicate: () => boolean, maxMs: number, stepMs = 10): Promise<boolean> {
     const deadline = this.nowMs + maxMs;
@@ -92,7 +111,7 @@ export class Scheduler {
       await this.yieldToHost();
       while (this.sleepers.size > 0) {
         const event = this.pop();
-        assert(event !== undefined, 'a sleeper always has a pending event');
+        assert(event !== undefined, 'the simulation deadlocked: someone waits, but no event is pending');
         if (event.cancelled) continue;
         this.nowMs = event.timeMs;
         this.eventCount++;

@@ -31,7 +31,17 @@ export interface ClusterOptions {
   readonly unsafe?: RaftConfig['unsafe'];
   /** The 3D tester: every server snapshots after each SNAPSHOT_INTERVAL-th entry. */
   readonly snapshot?: boolean;
+  /** Snapshot when (index + 1) is a multiple of this (default snapshotInterval). */
+  readonly snapshotEvery?: number;
+  /** How many of the servers form the initial configuration (default all); the rest start empty. */
+  readonly bootstrapVoters?: number;
+  /** Overrides of the Raft configuration (chunk size, read mode, no-op on election). */
+  readonly raft?: Partial<Pick<RaftConfig, 'snapshotChunkBytes' | 'readMode' | 'noopOnElection' | 'checkQuorum'>>;
 }
+
+/** What a server's log holds at an index that is not a client command. */
+export const noopEntry = '<noop>';
+export const configEntry = '<config>';
 
 /** The 3D tester snapshots when (index + 1) is a multiple of this. */
 export const snapshotInterval = 10;
@@ -51,6 +61,10 @@ export class RaftCluster {
   readonly storages: MemoryStorage[];
   /** Per server: the command applied at each index. */
   readonly logs: Map<number, Command>[];
+  /** Per server: the register the commands write (the last numeric command applied). */
+  readonly registers: number[];
+  /** When each command was first applied anywhere (virtual ms). */
+  readonly firstApplied = new Map<Command, number>();
   readonly prng: Prng;
   private readonly ids: NodeId[];
   private readonly connected: boolean[];
@@ -74,6 +88,7 @@ export class RaftCluster {
     this.nodes = new Array<RaftNode | undefined>(n).fill(undefined);
     this.storages = Array.from({ length: n }, () => new MemoryStorage());
     this.logs = Array.from({ length: n }, () => new Map());
+    this.registers = new Array<number>(n).fill(0);
     this.connected = new Array<boolean>(n).fill(false);
   }
 
@@ -97,8 +112,16 @@ export class RaftCluster {
   async start1(i: number): Promise<void> {
     this.crash1(i);
     this.logs[i] = new Map();
+    this.registers[i] = 0;
     const id = this.ids[i]!;
-    const config: RaftConfig = { ...defaultTiming, id, voters: this.ids, ...(this.options.unsafe ? { unsafe: this.options.unsafe } : {}) };
+    const voters = this.ids.slice(0, this.options.bootstrapVoters ?? this.n);
+    const config: RaftConfig = {
+      ...defaultTiming,
+      ...this.options.raft,
+      id,
+      voters: voters.includes(id) ? voters : [],
+      ...(this.options.unsafe ? { unsafe: this.options.unsafe } : {}),
+    };
     const node = await RaftNode.open({
       config,
       prng: this.nodePrng.fork(),
@@ -159,6 +182,32 @@ export class RaftCluster {
     return { index: result.index, term: result.term, isLeader: true };
   }
 
+  /**
+   * A linearizable read of server i's register through ReadIndex: the register's value
+   * once the read is confirmed and applied, or undefined if it timed out or i crashed.
+   */
+  async read(i: number, timeoutMs: number): Promise<number | undefined> {
+    const node = this.nodes[i];
+    if (node === undefined) return undefined;
+    try {
+      await this.scheduler.waitOn(node.read(timeoutMs));
+    } catch {
+      return undefined;
+    }
+    return this.nodes[i] === node ? this.registers[i] : undefined;
+  }
+
+  /** The server that leads the highest term, among those that think they lead. */
+  currentLeader(): number {
+    let best = -1;
+    for (let i = 0; i < this.n; i++) {
+      const node = this.nodes[i];
+      if (node === undefined || node.core.role !== 'leader') continue;
+      if (best === -1 || node.core.term > this.nodes[best]!.core.term) best = i;
+    }
+    return best;
+  }
+
   getState(i: number): { term: number; isLeader: boolean } {
     const node = this.nodes[i];
     if (node === undefined) return { term: -1, isLeader: false };
@@ -167,8 +216,7 @@ export class RaftCluster {
   }
 
   private applied(i: number, entry: Entry): void {
-    if (entry.data.length === 0) return;
-    const command = packr.unpack(entry.data) as Command;
+    const command = entryCommand(entry);
     for (let j = 0; j < this.n; j++) {
       const other = this.logs[j]!.get(entry.index);
       if (other !== undefined && other !== command) {
@@ -180,8 +228,10 @@ export class RaftCluster {
       this.applyError ??= `server ${i} apply out of order ${entry.index}`;
     }
     log.set(entry.index, command);
+    if (typeof command === 'number') this.registers[i] = command;
+    if (!this.firstApplied.has(command)) this.firstApplied.set(command, this.scheduler.nowMs);
     this.maxIndex = Math.max(this.maxIndex, entry.index);
-    if (this.options.snapshot === true && (entry.index + 1) % snapshotInterval === 0) {
+    if (this.options.snapshot === true && (entry.index + 1) % (this.options.snapshotEvery ?? snapshotInterval) === 0) {
       // The blob holds the index and every command through it, as the lab's does.
       const commands = Array.from({ length: entry.index }, (_, k) => log.get(k + 1) ?? null);
       this.nodes[i]?.snapshot(entry.index, packr.pack({ index: entry.index, commands }));
@@ -193,10 +243,14 @@ export class RaftCluster {
     const blob = packr.unpack(data) as { index: number; commands: (Command | null)[] };
     if (blob.index !== index) this.applyError ??= `server ${i} snapshot index ${blob.index} != ${index}`;
     const log = new Map<number, Command>();
+    let register = 0;
     blob.commands.forEach((command, k) => {
-      if (command !== null) log.set(k + 1, command);
+      if (command === null) return;
+      log.set(k + 1, command);
+      if (typeof command === 'number') register = command;
     });
     this.logs[i] = log;
+    this.registers[i] = register;
   }
 
   /** Fails the test if any apply-order or agreement error or safety violation was seen. */
@@ -366,6 +420,13 @@ export class RaftCluster {
   highestApplied(): number {
     return this.maxIndex;
   }
+}
+
+/** The command an entry carries, or a marker for no-ops and configuration changes. */
+function entryCommand(entry: Entry): Command {
+  if (entry.type === 'config') return configEntry;
+  if (entry.data.length === 0) return noopEntry;
+  return packr.unpack(entry.data) as Command;
 }
 
 export function mustBe(condition: boolean, message: string): asserts condition {

@@ -1,22 +1,29 @@
 // Randomized simulation of a whole Raft cluster (DESIGN.md §6, STYLE.md 17). A seed fixes
-// everything: the cluster size, the fault settings, the nemesis schedule, client timing and
-// every message delay. Two phases:
-//   fault phase   clients propose while a nemesis crashes and restarts nodes, cuts links
-//                 (both ways or one way), partitions the cluster, and the network drops,
-//                 delays, duplicates and reorders messages
+// everything: the cluster size, the fault settings, the nemesis schedule, client timing,
+// membership changes, snapshot points and every message delay. Two phases:
+//   fault phase   clients write and read while a nemesis crashes and restarts nodes, cuts
+//                 links (both ways or one way), partitions the cluster, and the network
+//                 drops, delays, duplicates and reorders messages; an operator grows,
+//                 shrinks or replaces members one server at a time; nodes snapshot
 //   healed phase  everything restarts and reconnects on a reliable network; the cluster
-//                 must then commit a new entry on every node, and every value a client saw
+//                 must then commit a new entry on every voter, and every value a client saw
 //                 committed must still be in the log
-// The safety checker watches every Ready of every node throughout.
+// The safety checker watches every Ready of every node throughout, and the clients' reads
+// and writes are checked for linearizability against a register at the end.
 
 import { Prng } from '../stdx/prng.js';
+import { type NodeId } from '../stdx/types.js';
 import type { YieldToHost } from '../sim/scheduler.js';
 import type { RaftConfig } from '../raft/config.js';
+import { check, registerModel, type Operation, type RegisterInput, type RegisterOutput } from '../lincheck/index.js';
 import { RaftCluster, TestFailure } from './raft-cluster.js';
 
 /** Virtual length of the fault phase. Leader hunting needs longer: each round waits out an election. */
 export const faultPhaseMsDefault = 8000;
 export const huntingPhaseMs = 30_000;
+/** Server slots: room to grow three voters to five and still replace one. */
+const slotCount = 6;
+const readTimeoutMs = 3000;
 
 export interface SimOptions {
   readonly seed: number;
@@ -36,9 +43,11 @@ export interface SimResult {
   readonly settings: string;
   readonly committed: number;
   readonly virtualMs: number;
+  readonly reads: number;
 }
 
 export interface FaultSettings {
+  /** Voters at the start; the other slots start empty, outside the configuration. */
   servers: number;
   unreliable: boolean;
   longReordering: boolean;
@@ -53,6 +62,12 @@ export interface FaultSettings {
    * leader committing an earlier term's entry by counting replicas.
    */
   leaderHunting: boolean;
+  /** Snapshot after every this many entries (0: never). */
+  snapshotEvery: number;
+  snapshotChunkBytes: number;
+  /** Grow, shrink and replace members during the fault phase. */
+  membership: boolean;
+  readMode: 'safe' | 'lease';
 }
 
 function drawSettings(prng: Prng): FaultSettings {
@@ -65,6 +80,10 @@ function drawSettings(prng: Prng): FaultSettings {
     crashes: prng.chance(0.7),
     oneWay: prng.chance(0.5),
     leaderHunting: prng.chance(0.25),
+    snapshotEvery: prng.chance(0.6) ? prng.range(5, 30) : 0,
+    snapshotChunkBytes: prng.pick([16, 64, 1024, 1 << 20]),
+    membership: prng.chance(0.4),
+    readMode: prng.chance(0.3) ? 'lease' : 'safe',
   };
 }
 
@@ -76,18 +95,36 @@ function describeSettings(s: FaultSettings): string {
   if (s.crashes) parts.push('crashes');
   if (s.oneWay) parts.push('one-way-partitions');
   if (s.leaderHunting) parts.push('leader-hunting');
+  if (s.snapshotEvery > 0) parts.push(`snapshot-every=${s.snapshotEvery} chunk=${s.snapshotChunkBytes}`);
+  if (s.membership) parts.push('membership');
+  parts.push(`reads=${s.readMode}`);
   return parts.join(' ');
+}
+
+/** The clients' history: writes and reads of one register. */
+class History {
+  readonly writes: { value: number; callMs: number; client: number }[] = [];
+  readonly reads: Operation<RegisterInput, RegisterOutput>[] = [];
+  readonly acknowledged: number[] = [];
 }
 
 export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const prng = new Prng(options.seed);
-  const settings = { ...drawSettings(prng.fork()), ...options.settings };
-  const cluster = new RaftCluster(settings.servers, {
+  const drawn = { ...drawSettings(prng.fork()), ...options.settings };
+  const settings = drawn.leaderHunting ? { ...drawn, membership: false } : drawn;
+  const cluster = new RaftCluster(slotCount, {
     seed: prng.nextUint32(),
     unreliable: settings.unreliable,
     yieldToHost: options.yieldToHost,
+    bootstrapVoters: settings.servers,
+    snapshot: settings.snapshotEvery > 0,
+    snapshotEvery: Math.max(1, settings.snapshotEvery),
+    // A no-op on election lets reads proceed at once, but it would also commit a new
+    // leader's older entries legitimately, hiding the bugs that leader hunting looks for.
+    raft: { snapshotChunkBytes: settings.snapshotChunkBytes, readMode: settings.readMode, noopOnElection: !settings.leaderHunting },
     ...(options.unsafe ? { unsafe: options.unsafe } : {}),
   });
+  const history = new History();
   let failure: string | undefined;
   let committed = 0;
   try {
@@ -95,8 +132,9 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     cluster.network.longReordering = settings.longReordering;
     cluster.network.duplicateProbability = settings.duplicateProbability;
     const faultPhaseMs = options.faultPhaseMs ?? (settings.leaderHunting ? huntingPhaseMs : faultPhaseMsDefault);
-    const acknowledged = await faultPhase(cluster, settings, prng.fork(), faultPhaseMs);
-    committed = await healedPhase(cluster, acknowledged);
+    await faultPhase(cluster, settings, prng.fork(), faultPhaseMs, history);
+    committed = await healedPhase(cluster, history);
+    checkLinearizable(cluster, history);
   } catch (error) {
     if (!(error instanceof TestFailure) && !(error instanceof Error && error.name === 'AssertionFailure')) throw error;
     failure = error.message;
@@ -113,96 +151,138 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     settings: describeSettings(settings),
     committed,
     virtualMs: cluster.scheduler.nowMs,
+    reads: history.reads.length,
   };
 }
 
-/** Runs clients and the nemesis together; returns the values clients saw committed. */
-async function faultPhase(cluster: RaftCluster, settings: FaultSettings, prng: Prng, durationMs: number): Promise<number[]> {
+/** Runs clients, readers, the nemesis and the operator together until `durationMs` passes. */
+async function faultPhase(cluster: RaftCluster, settings: FaultSettings, prng: Prng, durationMs: number, history: History): Promise<void> {
   const end = cluster.scheduler.nowMs + durationMs;
-  const acknowledged: number[] = [];
-  const client = async (): Promise<void> => {
-    while (cluster.scheduler.nowMs < end) {
-      const value = cluster.randomCommand();
-      let index = -1;
-      for (let i = 0; i < cluster.n; i++) {
-        const result = cluster.start(i, value);
-        if (result.isLeader) index = result.index;
-      }
-      await cluster.sleep(50 + prng.int(150));
-      if (index > 0 && cluster.nCommitted(index).command === value) acknowledged.push(value);
-      cluster.checkErrors();
-    }
-  };
-  const nemesis = async (): Promise<void> => {
-    while (cluster.scheduler.nowMs < end) {
-      await cluster.sleep(prng.int(2 * settings.nemesisIntervalMs));
-      await nemesisStep(cluster, settings, prng);
-      cluster.checkErrors();
-    }
-  };
-  const hunter = async (): Promise<void> => {
-    while (cluster.scheduler.nowMs < end) {
-      await huntLeader(cluster, prng);
-      cluster.checkErrors();
-    }
-  };
-  // The hunter proposes on its own: it needs quiet spells in which a new leader holds only
-  // entries of earlier terms.
-  const tasks = settings.leaderHunting ? [hunter()] : [client(), client(), nemesis()];
+  const running = () => cluster.scheduler.nowMs < end;
+  const tasks = settings.leaderHunting
+    ? // The hunter proposes on its own: it needs quiet spells in which a new leader holds
+      // only entries of earlier terms.
+      [loop(running, () => huntLeader(cluster, settings.servers, prng))]
+    : [
+        loop(running, () => writeOnce(cluster, prng, history, 0)),
+        loop(running, () => writeOnce(cluster, prng, history, 1)),
+        loop(running, () => readOnce(cluster, prng, history, 2)),
+        loop(running, () => nemesisStep(cluster, settings, prng)),
+        ...(settings.membership ? [loop(running, () => operatorStep(cluster, prng))] : []),
+      ];
   await Promise.all(tasks);
-  return acknowledged;
+}
+
+async function loop(running: () => boolean, body: () => Promise<void>): Promise<void> {
+  while (running()) await body();
+}
+
+async function writeOnce(cluster: RaftCluster, prng: Prng, history: History, client: number): Promise<void> {
+  const value = 1 + cluster.randomCommand();
+  history.writes.push({ value, callMs: cluster.scheduler.nowMs, client });
+  let index = -1;
+  for (let i = 0; i < cluster.n; i++) {
+    const result = cluster.start(i, value);
+    if (result.isLeader) index = result.index;
+  }
+  await cluster.sleep(50 + prng.int(150));
+  if (index > 0 && cluster.nCommitted(index).command === value) history.acknowledged.push(value);
+  cluster.checkErrors();
+}
+
+async function readOnce(cluster: RaftCluster, prng: Prng, history: History, client: number): Promise<void> {
+  const i = prng.int(cluster.n);
+  const callTime = cluster.scheduler.nowMs;
+  const value = await cluster.read(i, readTimeoutMs);
+  if (value !== undefined) {
+    history.reads.push({ clientId: client, input: { kind: 'read' }, output: value, callTime, returnTime: cluster.scheduler.nowMs });
+  }
+  await cluster.sleep(prng.int(100));
 }
 
 async function nemesisStep(cluster: RaftCluster, settings: FaultSettings, prng: Prng): Promise<void> {
+  await cluster.sleep(prng.int(2 * settings.nemesisIntervalMs));
   const i = prng.int(cluster.n);
   const action = prng.int(6);
   switch (action) {
     case 0:
       if (settings.crashes && cluster.nodes[i] !== undefined) cluster.crash1(i);
-      return;
+      break;
     case 1:
       if (cluster.nodes[i] === undefined) await cluster.start1(i);
       cluster.connect(i);
-      return;
+      break;
     case 2:
       cluster.disconnect(i);
-      return;
+      break;
     case 3:
       if (settings.oneWay) {
         const j = prng.int(cluster.n);
         if (j !== i) cluster.network.setBlocked(cluster.nodeId(i), cluster.nodeId(j), true);
       }
-      return;
+      break;
     case 4:
       cluster.network.clearBlocks();
       for (let k = 0; k < cluster.n; k++) if (cluster.nodes[k] !== undefined) cluster.connect(k);
-      return;
+      break;
     default:
       partition(cluster, prng);
-      return;
+      break;
   }
+  cluster.checkErrors();
 }
 
-/** One Figure 8 round: propose everywhere, wait briefly, crash the leader, keep a majority up. */
-async function huntLeader(cluster: RaftCluster, prng: Prng): Promise<void> {
+/**
+ * One membership step, as an operator would take it through the current leader: grow
+ * (add a learner; promote it once it has caught up), shrink, or replace (grow now, shrink
+ * later). Between three and five voters; one change at a time (the core refuses more).
+ */
+async function operatorStep(cluster: RaftCluster, prng: Prng): Promise<void> {
+  await cluster.sleep(500 + prng.int(1500));
+  const leader = cluster.currentLeader();
+  if (leader === -1) return;
+  const node = cluster.nodes[leader]!;
+  const { voters, learners } = node.core.membership;
+  const caughtUp = learners.find((id) => (node.core.matchOf(id) ?? 0) >= node.core.log.committed);
+  if (caughtUp !== undefined) {
+    node.proposeConfChange({ type: 'promote', node: caughtUp });
+  } else if (learners.length > 0) {
+    return; // a learner is still catching up
+  } else if (voters.length < 5 && (voters.length === 3 || prng.chance(0.5))) {
+    const outsiders = Array.from({ length: cluster.n }, (_, i) => cluster.nodeId(i)).filter((id) => !voters.includes(id));
+    if (outsiders.length > 0) node.proposeConfChange({ type: 'add-learner', node: prng.pick(outsiders) });
+  } else {
+    const removable = voters.filter((id: NodeId) => id !== node.core.id || prng.chance(0.3));
+    if (removable.length > 0) node.proposeConfChange({ type: 'remove', node: prng.pick(removable) });
+  }
+  cluster.checkErrors();
+}
+
+/**
+ * One Figure 8 round among the first `servers` slots (the voters; hunting runs without
+ * membership changes): propose everywhere, wait briefly, crash the leader, keep a
+ * majority up.
+ */
+async function huntLeader(cluster: RaftCluster, servers: number, prng: Prng): Promise<void> {
   let leader = -1;
   const propose = prng.chance(0.5);
-  for (let i = 0; i < cluster.n; i++) {
+  for (let i = 0; i < servers; i++) {
     if (cluster.nodes[i] === undefined) continue;
-    if (propose ? cluster.start(i, cluster.randomCommand()).isLeader : cluster.getState(i).isLeader) leader = i;
+    if (propose ? cluster.start(i, 1 + cluster.randomCommand()).isLeader : cluster.getState(i).isLeader) leader = i;
   }
   // Often no time at all: the leader dies with its new entries unsent, leaving the
   // divergent logs Figure 8 is made of.
   await cluster.sleep(prng.chance(0.3) ? 0 : prng.chance(0.1) ? prng.int(500) : prng.int(13));
   if (leader !== -1 && cluster.nodes[leader] !== undefined) cluster.crash1(leader);
-  const up = cluster.nodes.filter((node) => node !== undefined).length;
-  if (up < Math.floor(cluster.n / 2) + 1) {
-    const i = prng.int(cluster.n);
+  const up = cluster.nodes.slice(0, servers).filter((node) => node !== undefined).length;
+  if (up < Math.floor(servers / 2) + 1) {
+    const i = prng.int(servers);
     if (cluster.nodes[i] === undefined) {
       await cluster.start1(i);
       cluster.connect(i);
     }
   }
+  cluster.checkErrors();
 }
 
 /** Splits the cluster in two random halves with every cross link blocked. */
@@ -216,7 +296,7 @@ function partition(cluster: RaftCluster, prng: Prng): void {
   }
 }
 
-async function healedPhase(cluster: RaftCluster, acknowledged: readonly number[]): Promise<number> {
+async function healedPhase(cluster: RaftCluster, history: History): Promise<number> {
   cluster.network.clearBlocks();
   cluster.network.reliable = true;
   cluster.network.longReordering = false;
@@ -225,13 +305,34 @@ async function healedPhase(cluster: RaftCluster, acknowledged: readonly number[]
     if (cluster.nodes[i] === undefined) await cluster.start1(i);
     cluster.connect(i);
   }
-  // Liveness once healed: a new entry commits on every node, within one()'s 10 s.
-  const lastIndex = await cluster.one(cluster.randomCommand(), cluster.n, true);
+  // Liveness once healed: a leader, and a new entry applied on every voter within one()'s 10 s.
+  const leader = await cluster.checkOneLeader();
+  const voters = cluster.nodes[leader]!.core.membership.voters.length;
+  const lastIndex = await cluster.one(1 + cluster.randomCommand(), voters, true);
   const log = new Set<unknown>();
   for (let index = 1; index <= lastIndex; index++) log.add(cluster.nCommitted(index).command);
-  for (const value of acknowledged) {
+  for (const value of history.acknowledged) {
     if (!log.has(value)) throw new TestFailure(`acknowledged value ${value} is missing from the final log`);
   }
   cluster.checkErrors();
   return lastIndex;
+}
+
+/**
+ * Reads and writes against a register. A write that never reached the final log never took
+ * effect and is left out; one that did took effect by the time it was first applied
+ * anywhere, which serves as its return time. So no operation stays pending, and the
+ * check is cheap.
+ */
+function checkLinearizable(cluster: RaftCluster, history: History): void {
+  const operations: Operation<RegisterInput, RegisterOutput>[] = [...history.reads];
+  for (const write of history.writes) {
+    const appliedMs = cluster.firstApplied.get(write.value);
+    if (appliedMs === undefined) continue;
+    operations.push({ clientId: write.client, input: { kind: 'write', value: write.value }, output: 0, callTime: write.callMs, returnTime: appliedMs });
+  }
+  const result = check(registerModel(0), operations);
+  if (result.verdict === 'illegal') {
+    throw new TestFailure(`reads are not linearizable (${history.reads.length} reads, ${operations.length - history.reads.length} writes)`);
+  }
 }

@@ -4,16 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Interaction, formatScript, parseScript } from '../../src/testbed/interaction.js';
-
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
+import { repositoryRoot } from '../repo.js';
 
 const dataDir = join(repositoryRoot(), 'test', 'raft', 'testdata');
 const update = process.env['UPDATE'] === '1';
