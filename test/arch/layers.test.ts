@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkTree, checkSource, parseLayerTable } from './layers.js';
+import { repositoryRoot } from '../repo.js';
 
-const root = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+const root = repositoryRoot();
 const table = parseLayerTable(readFileSync(join(root, 'docs', 'ARCHITECTURE.md'), 'utf8'));
 
 test('src/ follows the layer table and the determinism rule', () => {
