@@ -79,8 +79,10 @@ export class RaftCore {
   /** The leader of `term` as far as this node knows, or 0. */
   leader: NodeId = nodeId(0);
   readonly log: RaftLog;
-  /** The applied configuration. */
+  /** The applied configuration. Change it only through setMembership(). */
   membership: Membership;
+  /** Voters and learners, sorted (derived from membership, kept for the hot paths). */
+  private memberIds: NodeId[] = [];
 
   private readonly config: RaftConfig;
   private readonly prng: Prng;
@@ -129,9 +131,12 @@ export class RaftCore {
     this.vote = initial.hardState.vote;
     const snapshot = initial.snapshot;
     this.snapshot = snapshot;
-    this.membership = snapshot
-      ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners }
-      : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) };
+    this.membership = { voters: [], learners: [] };
+    this.setMembership(
+      snapshot
+        ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners }
+        : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) },
+    );
     this.log = new RaftLog(snapshot?.meta.index ?? index(0), snapshot?.meta.term ?? term(0), initial.entries, initial.hardState.commit);
     this.membershipHistory = [{ index: this.log.snapshotIndex, membership: this.membership }];
     this.readOnly = new ReadOnly(this.id);
@@ -530,7 +535,7 @@ export class RaftCore {
     this.log.restore(meta.index, meta.term);
     this.snapshot = snapshot;
     this.pendingSnapshot = { snapshot, apply: true };
-    this.membership = { voters: meta.voters, learners: meta.learners };
+    this.setMembership({ voters: meta.voters, learners: meta.learners });
     this.membershipHistory = [{ index: meta.index, membership: this.membership }];
   }
 
@@ -773,7 +778,7 @@ export class RaftCore {
 
   private applyConfEntry(entry: Entry): void {
     const next = decodeConfEntry(entry.data).membership;
-    this.membership = next;
+    this.setMembership(next);
     this.membershipHistory.push({ index: entry.index, membership: next });
     if (this.role !== 'leader') return;
     if (!next.voters.includes(this.id)) {
@@ -796,9 +801,14 @@ export class RaftCore {
     return found;
   }
 
+  private setMembership(membership: Membership): void {
+    this.membership = membership;
+    this.memberIds = sortIds([...membership.voters, ...membership.learners]);
+  }
+
   /** Voters and learners, sorted. */
-  private members(): NodeId[] {
-    return sortIds([...this.membership.voters, ...this.membership.learners]);
+  private members(): readonly NodeId[] {
+    return this.memberIds;
   }
 
   // ---- Role changes (one place each; STYLE.md 4) ------------------------------------------
