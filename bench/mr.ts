@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flotillaCommand } from '../src/platform/spawn.js';
 
@@ -19,6 +19,8 @@ interface Row {
   seconds: number;
   /** User + system CPU seconds of the variant's processes. */
   cpuSeconds: number;
+  /** The variant's own summary line (flotilla variants), for where the time went. */
+  summary?: string;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -26,6 +28,8 @@ export async function run(args: string[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-bench-mr-'));
   try {
     const inputs = await makeCorpus(dir, megabytes);
+    // Other work on the machine slows the parallel variants most; say how busy it was.
+    const loadBefore = describeLoad();
     const rows: Row[] = [];
     const shellOut = join(dir, 'shell.txt');
     rows.push(await time('shell: tr, sort, uniq -c', `cat ${inputs.map(quote).join(' ')} | LC_ALL=C tr -cs 'A-Za-z' '\\n' | sort | uniq -c > ${quote(shellOut)}`));
@@ -37,6 +41,8 @@ export async function run(args: string[]): Promise<void> {
       rows.push(await timeFlotilla(`flotilla mr run, ${workers} worker${workers > 1 ? 's' : ''}`, args, out, expected));
     }
     printTable(rows);
+    console.log(`load average (1, 5, 15 min) before: ${loadBefore}; after: ${describeLoad()}`);
+    for (const row of rows) if (row.summary !== undefined) console.log(`${row.name}: ${row.summary}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -81,9 +87,15 @@ function time(name: string, script: string): Promise<Row> {
 
 async function timeFlotilla(name: string, args: string[], out: string, expected: Map<string, number>): Promise<Row> {
   const { command, args: prefix } = flotillaCommand();
-  const row = await time(name, [command, ...prefix, ...args].map(quote).join(' '));
+  const summaryFile = `${out}.summary`;
+  const row = await time(name, `${[command, ...prefix, ...args].map(quote).join(' ')} > ${quote(summaryFile)}`);
   await checkCounts(name, out, expected);
-  return row;
+  const summary = (await readFile(summaryFile, 'utf8')).trim().replace(/ -> .*| \(.*?mr-out-\*\)/g, '');
+  return { ...row, summary };
+}
+
+function describeLoad(): string {
+  return loadavg().map((load) => load.toFixed(2)).join(', ');
 }
 
 /** The shell pipeline's `   count word` lines, without the empty word tr emits first. */

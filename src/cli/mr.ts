@@ -33,7 +33,7 @@ import { realClock } from '../platform/clock.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { exit, isTerminal, onSignal, writeErr, writeOut } from '../platform/process.js';
 import { connectRpc, type RpcServer, startRpcServer } from '../platform/rpc.js';
-import { type ChildHandle, spawnFlotilla } from '../platform/spawn.js';
+import { type ChildHandle, spawnFlotillaEntry } from '../platform/spawn.js';
 
 const cliLimits = {
   workersMax: 256,
@@ -139,7 +139,8 @@ class LocalWorkers {
   }
 
   private startOne(): void {
-    const child = spawnFlotilla(['mr', 'worker', '--coordinator', this.address], { output: 'inherit' });
+    // The same worker as `flotilla mr worker`, started without the rest of the CLI.
+    const child = spawnFlotillaEntry(import.meta.url, 'localWorkerMain', [this.address], { output: 'inherit' });
     this.alive.add(child);
     void child.exited.then((status) => {
       this.alive.delete(child);
@@ -206,7 +207,7 @@ async function startCoordinator(config: CoordinatorConfig, listen: { host: strin
   const server = await startRpcServer<Request, Response>({
     ...listen,
     decodeRequest,
-    handle: (peer, request) => coordinator.handle(peer, request),
+    handle: (peer, request) => coordinator.serve(peer, request),
     onDisconnect: (peer) => coordinator.disconnected(peer),
     log: (message) => writeErr(`mr coordinator: ${message}\n`),
   });
@@ -237,6 +238,12 @@ function waitUntil(clock: Clock, condition: () => boolean, timeoutMs: number): P
 }
 
 // ---- mr worker ------------------------------------------------------------------------
+
+/** The entry point of the local workers `mr run` starts: `[coordinator address]`. */
+export async function localWorkerMain(args: string[]): Promise<void> {
+  if (args.length !== 1) fail(`a local worker takes the coordinator address only, not ${JSON.stringify(args)}`);
+  await workerCommand({ coordinator: args[0]! });
+}
 
 async function workerCommand(options: { coordinator: string; app?: string; verbose?: boolean }): Promise<void> {
   const { host, port } = parseAddress(options.coordinator);
@@ -360,7 +367,8 @@ function finishJob(result: JobResult, config: CoordinatorConfig): void {
   }
   writeOut(
     `mr: done in ${seconds} s: ${formatBytes(p.inputBytesDone)} in ${p.mapTotal} map tasks, ${p.mapRecords} map records, ` +
-      `${p.outputRecords} output lines in ${p.reduceTotal} files (${config.workDir}/mr-out-*), ${p.tasksRetried} tasks retried, ${p.workersSeen} worker${p.workersSeen === 1 ? '' : 's'}\n`,
+      `${p.outputRecords} output lines in ${p.reduceTotal} files (${config.workDir}/mr-out-*), ${p.tasksRetried} tasks retried, ${p.workersSeen} worker${p.workersSeen === 1 ? '' : 's'}; ` +
+      `map phase ${(p.mapPhaseMs / 1000).toFixed(2)} s, workers waited for tasks ${(p.workersWaitedMs / 1000).toFixed(2)} s\n`,
   );
   exit(0);
 }

@@ -1,6 +1,9 @@
 // The coordinator: hands out map tasks, then reduce tasks once every map task is done, and
 // re-issues a task whose worker went away or did not finish within the lease. It runs no
 // user code and touches no files; it is a synchronous state machine behind the transport.
+// The transport calls serve(), which holds a getTask that would have to wait until a task
+// may be ready for it, so an idle worker starts the next task the moment one exists
+// instead of after a polling delay (the map→reduce barrier, a requeued task).
 //
 // A task's life:
 //
@@ -35,7 +38,11 @@ export interface CoordinatorConfig {
   taskTimeoutMs: number;
   /** A task that fails this many times stops the job with its error. */
   taskFailuresMax: number;
-  /** How long a worker with nothing to do waits before asking again. */
+  /**
+   * How long serve() holds a getTask that has nothing to hand out before answering "wait"
+   * (then the worker asks again at once); handle() answers "wait" at once and tells the
+   * worker to wait this long. Leases are checked this often while workers wait.
+   */
   waitPollMs: number;
 }
 
@@ -64,9 +71,23 @@ export interface JobProgress {
   tasksRetried: number;
   workersSeen: number;
   elapsedMs: number;
+  /** From the start until the last map task was done (so far, while in the map phase). */
+  mapPhaseMs: number;
+  /** Time getTask calls were held by serve() with nothing to hand out, summed over workers. */
+  workersWaitedMs: number;
 }
 
 export type JobResult = { ok: true; progress: JobProgress } | { ok: false; error: JobFailedError; progress: JobProgress };
+
+/** A getTask held by serve() until a task may be ready for it. */
+interface Waiter {
+  readonly peer: PeerId;
+  /** Ends the hold: `retry` is false when the peer is gone and nobody reads the answer. */
+  wake(retry: boolean): void;
+}
+
+/** serve() re-tries a held getTask at most this many times before answering "wait". */
+const WAIT_ROUNDS_MAX = 64;
 
 interface Task {
   readonly kind: TaskKind;
@@ -87,10 +108,14 @@ export class Coordinator {
   private idle: Task[] = [];
   private idleHead = 0;
   private readonly running = new Set<Task>();
+  /** Invariant: at most one per in-flight getTask, which the transport bounds. */
+  private readonly waiters = new Set<Waiter>();
   private doneCount = 0;
   private workerCount = 0;
   private readonly startMs: number;
-  private stats = { inputBytesDone: 0, mapRecords: 0, outputRecords: 0, tasksRetried: 0 };
+  /** Set when the map phase ends. */
+  private mapPhaseMs: number | null = null;
+  private stats = { inputBytesDone: 0, mapRecords: 0, outputRecords: 0, tasksRetried: 0, workersWaitedMs: 0 };
 
   constructor(
     private readonly config: CoordinatorConfig,
@@ -127,8 +152,34 @@ export class Coordinator {
     }
   }
 
+  /**
+   * handle(), except that a getTask with nothing to hand out is held until something that
+   * may give it a task happens (a task goes back to idle, the phase or the job ends), and
+   * at most waitPollMs, after which leases are checked again. Only if there is still
+   * nothing is it answered "wait", with no delay: the worker has waited here already.
+   */
+  async serve(peer: PeerId, request: Request): Promise<Response> {
+    let response = this.handle(peer, request);
+    if (response.type !== 'wait') return response;
+    const deadlineMs = this.clock.nowMs() + this.config.waitPollMs;
+    // Several workers may be woken for one task; the losers wait again, until the deadline.
+    for (let round = 0; response.type === 'wait' && round < WAIT_ROUNDS_MAX; round++) {
+      const remainingMs = deadlineMs - this.clock.nowMs();
+      if (remainingMs <= 0) break;
+      const parkedMs = this.clock.nowMs();
+      const retry = await this.park(peer, remainingMs);
+      this.stats.workersWaitedMs += this.clock.nowMs() - parkedMs;
+      if (!retry) return response; // The worker is gone: assign it nothing.
+      response = this.handle(peer, request);
+    }
+    return response.type === 'wait' ? { type: 'wait', delayMs: 0 } : response;
+  }
+
   /** The connection `peer` closed: its worker is gone, so its tasks go back to idle. */
   disconnected(peer: PeerId): void {
+    for (const waiter of [...this.waiters]) {
+      if (waiter.peer === peer) waiter.wake(false);
+    }
     for (const task of [...this.running]) {
       if (task.lease!.peer === peer) this.requeue(task);
     }
@@ -147,6 +198,7 @@ export class Coordinator {
       ...this.stats,
       workersSeen: this.workerCount,
       elapsedMs: this.clock.nowMs() - this.startMs,
+      mapPhaseMs: this.mapPhaseMs ?? this.clock.nowMs() - this.startMs,
     };
   }
 
@@ -202,11 +254,14 @@ export class Coordinator {
   private maybeAdvancePhase(): void {
     if (this.phase === 'map' && this.doneCount === this.mapTasks.length) {
       this.phase = 'reduce';
+      this.mapPhaseMs = this.clock.nowMs() - this.startMs;
       this.idle = [...this.reduceTasks];
       this.idleHead = 0;
+      this.wakeWaiters();
     } else if (this.phase === 'reduce' && this.doneCount === this.mapTasks.length + this.reduceTasks.length) {
       this.phase = 'done';
       this.resolveFinished({ ok: true, progress: this.progress() });
+      this.wakeWaiters();
     }
   }
 
@@ -214,6 +269,7 @@ export class Coordinator {
     if (this.phase === 'done' || this.phase === 'failed') return;
     this.phase = 'failed';
     this.resolveFinished({ ok: false, error: new JobFailedError(message), progress: this.progress() });
+    this.wakeWaiters();
   }
 
   /** Running tasks of a worker that has been silent for longer than the lease go back to idle. */
@@ -230,7 +286,31 @@ export class Coordinator {
     task.state = 'idle';
     task.lease = null;
     this.stats.tasksRetried += 1;
-    if (task.kind === (this.phase === 'map' ? 'map' : 'reduce')) this.idle.push(task);
+    if (task.kind === (this.phase === 'map' ? 'map' : 'reduce')) {
+      this.idle.push(task);
+      this.wakeWaiters();
+    }
+  }
+
+  /** Holds a getTask of `peer` until wakeWaiters(), its disconnection, or `timeoutMs`. */
+  private park(peer: PeerId, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        peer,
+        wake: (retry) => {
+          if (!this.waiters.delete(waiter)) return; // Woken already.
+          timer.cancel();
+          resolve(retry);
+        },
+      };
+      this.waiters.add(waiter);
+      const timer = this.clock.setTimer(timeoutMs, () => waiter.wake(true));
+    });
+  }
+
+  /** Something changed that may give a held getTask a task or an exit: let them all retry. */
+  private wakeWaiters(): void {
+    for (const waiter of [...this.waiters]) waiter.wake(true);
   }
 
   private takeIdle(): Task | undefined {

@@ -1,11 +1,12 @@
 // Intermediate files: map task X writes one file per reduce bucket, `mr-X-Y`, holding that
-// bucket's keys in byte order with their (combined) values. MessagePack in plain mode (no
-// shared structures, DESIGN.md §4). The reader validates every field, because a file left
+// bucket's keys with their (combined) values, in the order map first emitted them. They
+// are not sorted: the reduce task merges every map task's keys into one table and sorts
+// the keys once there, so sorting here as well was wasted work. MessagePack in plain mode
+// (no shared structures, DESIGN.md §4). The reader validates every field, because a file left
 // by another program or a different version must give an error, not a wrong answer.
 
 import { Packr, Unpackr } from 'msgpackr';
 import { IntermediateFileError } from './errors.js';
-import { compareKeys } from './types.js';
 
 const FORMAT_VERSION = 1;
 const packr = new Packr({ useRecords: false });
@@ -22,10 +23,14 @@ export function outputName(reduceTaskId: number): string {
   return `mr-out-${reduceTaskId}`;
 }
 
-export function encodeGroups(groups: Groups): Uint8Array {
-  const keys = [...groups.keys()].sort(compareKeys);
-  const values = keys.map((key) => groups.get(key)!);
-  return packr.pack([FORMAT_VERSION, keys, values]);
+/** One map task's pairs for one reduce bucket. Invariant: keys[i] has values[i], non-empty. */
+export interface Partition {
+  keys: string[];
+  values: string[][];
+}
+
+export function encodePartition(partition: Partition): Uint8Array {
+  return packr.pack([FORMAT_VERSION, partition.keys, partition.values]);
 }
 
 /** Decodes an intermediate file and adds its pairs to `into`. */

@@ -12,10 +12,11 @@ export interface KeyValue {
  * Map/Reduce), and optionally `combine`.
  *
  * `combine` is the combiner of the MapReduce paper (§4.3): it may be applied any number of
- * times to any subset of one key's values on the map side, so it must be associative and
- * commutative with respect to `reduce` — `reduce(k, combine(k, vs))` must equal
- * `reduce(k, vs)`. Word count uses it to ship one count per word per map task instead of
- * one "1" per occurrence.
+ * times (zero included: a key with one value is left alone) to any subset of one key's
+ * values on the map side, so it must be associative and commutative with respect to
+ * `reduce` — `reduce(k, combine(k, vs))` must equal `reduce(k, vs)`. It pays off for
+ * applications that emit a key many times per map task; word count sums inside its map
+ * already (apps/wc.ts) and keeps its combiner as an example.
  *
  * `map` and `reduce` may return a promise (the lab's timing apps sleep inside them).
  */

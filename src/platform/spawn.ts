@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { assert } from '../stdx/assert.js';
 
 export interface FlotillaCommand {
   command: string;
@@ -48,7 +49,28 @@ function tsxLoaderUrl(): string {
 
 export function spawnFlotilla(args: readonly string[], options: SpawnOptions): ChildHandle {
   const { command, args: prefix } = flotillaCommand();
-  const child = spawn(command, [...prefix, ...args], {
+  return startChild(command, [...prefix, ...args], options);
+}
+
+/**
+ * Starts a child that runs one exported function of a flotilla module, `entry(args)`,
+ * instead of the whole CLI. For processes that need one command's code only (the local
+ * workers of `mr run`): loading every other command and the server modules was a third of
+ * a worker's start-up under tsx. `moduleUrl` is the caller's own `import.meta.url`, so the
+ * source and the compiled layouts both work. The function's promise must settle; a
+ * rejection ends the child with an error, as an uncaught one in the CLI would.
+ */
+export function spawnFlotillaEntry(moduleUrl: string, entry: string, args: readonly string[], options: SpawnOptions): ChildHandle {
+  assert(moduleUrl.startsWith('file:'), 'entry modules are files');
+  assert(/^[A-Za-z_$][\w$]*$/.test(entry), 'entry is an export name');
+  const loader = runningFromSource ? ['--import', tsxLoaderUrl()] : [];
+  const script = `const m = await import(${JSON.stringify(moduleUrl)}); await m.${entry}(process.argv.slice(1));`;
+  // '--' ends node's own options: everything after it is process.argv[1...] of the script.
+  return startChild(process.execPath, [...loader, '--input-type=module', '-e', script, '--', ...args], options);
+}
+
+function startChild(command: string, args: readonly string[], options: SpawnOptions): ChildHandle {
+  const child = spawn(command, args, {
     cwd: options.cwd,
     stdio: ['ignore', options.output, options.output],
   });

@@ -1,13 +1,18 @@
-// Word count: map emits (word, "1") per occurrence; reduce returns how many. The combiner
-// sums counts on the map side, so reduce sums counts rather than counting values — which
-// is the same number when every value is "1".
+// Word count. Map counts the words of its document and emits one (word, count) pair per
+// distinct word — in-mapper combining (Lin & Dyer, "Data-Intensive Text Processing with
+// MapReduce", §3.1.1) — instead of the lab's (word, "1") per occurrence. The output is the
+// same, because reduce and the combiner sum counts; but a 3 MB document then yields about
+// 20 k pairs instead of 600 k, and the allocation and grouping of those 600 k pair objects
+// was most of a map task's time (and most of its garbage collection).
 
 import type { KeyValue } from '../types.js';
 import { forEachWord } from './words.js';
 
 export function map(_filename: string, contents: string): KeyValue[] {
+  const counts = new Map<string, number>();
+  forEachWord(contents, (word) => counts.set(word, (counts.get(word) ?? 0) + 1));
   const pairs: KeyValue[] = [];
-  forEachWord(contents, (word) => pairs.push({ key: word, value: '1' }));
+  for (const [word, count] of counts) pairs.push({ key: word, value: String(count) });
   return pairs;
 }
 
