@@ -19,24 +19,35 @@
 // The service is deterministic and free of I/O: apply() sees every committed command once
 // per incarnation, in log order, on every member, so every member computes the same state.
 // Empty entries (the leader's no-op of a new term) and configuration entries never reach it.
+//
+// Snapshots: a service that implements snapshot() and restore() is snapshotted after a
+// Ready once the persisted Raft state reaches raftStateBytesMax (the lab's maxraftstate),
+// and restored from the node's snapshot when it opens or installs one from the leader.
+// Reads: read() confirms through ReadIndex (thesis §6.4) that reading the local state is
+// linearizable; a 'serializable' read skips that (it may be stale, it never waits).
 
-import { assert } from '../stdx/assert.js';
+import { assert, unreachable } from '../stdx/assert.js';
 import type { Index, NodeId, Term } from '../stdx/types.js';
 import type { Clock, Timer } from '../io/clock.js';
 import type { Ready } from '../raft/core.js';
-import type { Entry } from '../raft/types.js';
+import type { Entry, Snapshot } from '../raft/types.js';
 import { RaftNode, type RaftNodeOptions } from './node.js';
+import type { RaftStorage } from './storage.js';
 
 /**
- * A deterministic state machine. Seam for the lead's snapshot work: a service will also
- * implement `snapshot(): Uint8Array` and `restore(data: Uint8Array, index: Index): void`,
- * and Replica will call them when the node takes or installs a snapshot. Until then the
- * whole log is replayed on restart (the WAL keeps it all).
+ * A deterministic state machine. Without snapshot() and restore() the whole log is replayed
+ * on restart (the WAL keeps it all).
  */
 export interface ReplicatedService {
   /** Applies one committed command and returns its result. Must not throw on any input. */
   apply(command: Uint8Array, index: Index): Uint8Array;
+  /** The whole state, as of the last applied command. */
+  snapshot?(): Uint8Array;
+  /** Replaces the whole state with a snapshot taken at `index`. */
+  restore?(data: Uint8Array, index: Index): void;
 }
+
+export type ReadConsistency = 'linearizable' | 'serializable';
 
 export type ReplicaErrorCode = 'not-leader' | 'overloaded' | 'invalid' | 'dropped' | 'outcome-unknown' | 'stopped';
 
@@ -67,6 +78,12 @@ export const replicaDefaults: ReplicaLimits = {
 export interface ReplicaOptions extends Omit<RaftNodeOptions, 'apply'> {
   readonly service: ReplicatedService;
   readonly limits?: Partial<ReplicaLimits>;
+  /**
+   * Snapshot the service once storage.sizeBytes() reaches this many bytes (the lab's
+   * maxraftstate). Undefined or negative: never (the service must implement snapshot()
+   * and restore() otherwise).
+   */
+  readonly raftStateBytesMax?: number;
 }
 
 export interface SubmitResult {
@@ -90,26 +107,40 @@ export class Replica {
   private leadershipTimer: Timer | undefined = undefined;
   private stopped = false;
   private appliedCount = 0;
+  /** The index of the last snapshot taken or restored here. */
+  private snapshotIndex = 0;
+  /** Snapshots this incarnation took. */
+  private snapshotCount = 0;
 
   private constructor(
     private readonly service: ReplicatedService,
     private readonly clock: Clock,
     private readonly tickMs: number,
     limits: Partial<ReplicaLimits> | undefined,
+    private readonly storage: RaftStorage,
+    private readonly raftStateBytesMax: number,
   ) {
     this.limits = { ...replicaDefaults, ...limits };
     assert(this.limits.pendingProposalsMax >= 1, 'pendingProposalsMax >= 1');
+    const snapshots = raftStateBytesMax >= 0;
+    assert(!snapshots || (service.snapshot !== undefined && service.restore !== undefined), 'a snapshotted service implements snapshot() and restore()');
   }
 
   /** Opens the Raft node (loading its storage) with this replica applying its entries. */
   static async open(options: ReplicaOptions): Promise<Replica> {
-    const replica = new Replica(options.service, options.clock, options.tickMs, options.limits);
+    const replica = new Replica(options.service, options.clock, options.tickMs, options.limits, options.storage, options.raftStateBytesMax ?? -1);
     const observer = options.observer;
+    const restore = options.restore;
     replica.node = await RaftNode.open({
       ...options,
       apply: (entry) => replica.applyEntry(entry),
+      restore: (snapshot: Snapshot) => {
+        replica.restoreSnapshot(snapshot);
+        restore?.(snapshot);
+      },
       observer: (node: RaftNode, ready: Ready) => {
         replica.maybeFailPending();
+        replica.maybeSnapshot(node);
         observer?.(node, ready);
       },
     });
@@ -129,6 +160,29 @@ export class Replica {
 
   pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** Snapshots taken by this incarnation. */
+  get snapshotsTaken(): number {
+    return this.snapshotCount;
+  }
+
+  /**
+   * Resolves once reading the service's local state is as consistent as asked:
+   * 'linearizable' confirms through ReadIndex that this member's state includes every
+   * command committed before the call (rejects with the node's ReadError after
+   * `timeoutMs`: no leader, lost leadership, a partition); 'serializable' resolves at once
+   * (the state may be stale, but it is a state the log passed through).
+   */
+  read(consistency: ReadConsistency, timeoutMs: number): Promise<Index> {
+    switch (consistency) {
+      case 'linearizable':
+        return this.raft.read(timeoutMs);
+      case 'serializable':
+        return Promise.resolve(this.raft.status().applied);
+      default:
+        return unreachable(consistency, 'read consistency');
+    }
   }
 
   /** Proposes `command`; resolves with the service's result once it is applied here. */
@@ -175,6 +229,36 @@ export class Replica {
     this.pending.delete(entry.index);
     if (pending.term === entry.term) pending.resolve({ result, index: entry.index, term: entry.term });
     else this.rejectDropped(pending);
+  }
+
+  /**
+   * Takes a snapshot once the persisted Raft state reached raftStateBytesMax. Runs after a
+   * Ready (not per entry): the size only drops once the next Ready persisted the snapshot,
+   * and the applied-index check keeps it from snapshotting twice at one index meanwhile.
+   */
+  private maybeSnapshot(node: RaftNode): void {
+    if (this.raftStateBytesMax < 0 || this.storage.sizeBytes() < this.raftStateBytesMax) return;
+    const applied = node.status().applied;
+    if (applied <= this.snapshotIndex) return;
+    const data = this.service.snapshot!();
+    if (node.snapshot(applied, data)) {
+      this.snapshotIndex = applied;
+      this.snapshotCount++;
+    }
+  }
+
+  /** The node restored a snapshot: the service takes its state; proposals it covers end. */
+  private restoreSnapshot(snapshot: Snapshot): void {
+    const at = snapshot.meta.index;
+    assert(this.service.restore !== undefined, 'a node with a snapshot needs a service that restores');
+    this.service.restore(snapshot.data, at);
+    this.snapshotIndex = Math.max(this.snapshotIndex, at);
+    for (const pending of [...this.pending.values()]) {
+      if (pending.index > at) continue;
+      // Applied elsewhere, inside the snapshot, or replaced there: this member cannot tell.
+      this.pending.delete(pending.index);
+      pending.reject(new ReplicaError('outcome-unknown', this.node?.status().leader ?? (0 as NodeId), `a snapshot through index ${at} replaced the log before index ${pending.index} applied here; the command may or may not be applied`));
+    }
   }
 
   private settleDropped(pending: Pending): void {

@@ -168,3 +168,53 @@ test('another entry committed at the proposal index: dropped (not applied)', asy
   assert.ok(!service.applied.includes('mine'));
   replica.stop();
 });
+
+/** A counter service that can snapshot and restore: applied commands and their total length. */
+class CounterService implements ReplicatedService {
+  count = 0;
+  restoredAt = 0;
+  apply(command: Uint8Array): Uint8Array {
+    this.count++;
+    return Buffer.from(String(this.count));
+  }
+  snapshot(): Uint8Array {
+    return Buffer.from(String(this.count));
+  }
+  restore(data: Uint8Array, at: Index): void {
+    this.count = Number(Buffer.from(data).toString());
+    this.restoredAt = at;
+  }
+}
+
+test('snapshots once the Raft state reaches raftStateBytesMax; a restart restores the snapshot; serializable reads never wait', async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage();
+  const service = new CounterService();
+  const options = { config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true }, prng: new Prng(1), clock, tickMs: TICK_MS, transport: { send: () => undefined }, storage, raftStateBytesMax: 300 };
+  const replica = await Replica.open({ ...options, service });
+  await clock.advance(50 * TICK_MS);
+  for (let i = 0; i < 40; i++) {
+    const submitted = replica.submit(Buffer.from(`command ${i}`));
+    await clock.advance(TICK_MS);
+    await submitted;
+  }
+  await settle();
+  assert.ok(replica.snapshotsTaken > 0, 'snapshots were taken');
+  assert.ok(storage.sizeBytes() < 300 + 100, `the log was trimmed: ${storage.sizeBytes()} bytes`);
+  assert.ok(storage.snapshotBytes() > 0);
+  const applied = await replica.read('serializable', 0);
+  assert.equal(applied, replica.raft.status().applied);
+  const confirmed = replica.read('linearizable', 1000);
+  await clock.advance(TICK_MS);
+  assert.equal(await confirmed, applied, 'a single voter confirms a read without a round');
+  replica.stop();
+  const restarted = new CounterService();
+  const again = await Replica.open({ ...options, storage: storage.copy(), service: restarted });
+  assert.ok(restarted.restoredAt > 0, 'restored from the snapshot');
+  await clock.advance(50 * TICK_MS);
+  const last = again.submit(Buffer.from("one more"));
+  await clock.advance(TICK_MS);
+  await last;
+  assert.equal(restarted.count, 41, 'the snapshot plus the replayed log give every command once');
+  again.stop();
+});

@@ -1,0 +1,16 @@
+// flotilla/kv: the replicated key/value service. See README.md.
+
+export * from './codec.js';
+export { kvDefaults, type KvLimits } from './limits.js';
+export { KvStateMachine } from './state-machine.js';
+export { SessionTable, type Session, type SessionDecision } from './sessions.js';
+export { KvStore, compareKeys, type ScanPage } from './store.js';
+export {
+  KvService,
+  requestTimeoutMsDefault,
+  type KvReadMode,
+  type KvRequest,
+  type KvResponse,
+  type KvServiceErrorCode,
+  type KvServiceOptions,
+} from './service.js';
