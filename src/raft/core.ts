@@ -195,12 +195,16 @@ export class RaftCore {
    */
   compact(at: Index, data: Uint8Array): boolean {
     if (at <= this.log.snapshotIndex || at > this.log.applied) return false;
+    // A newer snapshot (one still waiting to be persisted, or one received from the
+    // leader) supersedes this one; keeping `snapshot` the newest is what lets a future
+    // leader send followers a snapshot that reaches its first log index.
+    if (at <= (this.snapshot?.meta.index ?? 0) || this.pendingSnapshot?.apply === true) return false;
     const t = this.log.term(at);
     assert(t !== undefined, `compact at ${at}: no such entry`);
     const m = this.membershipAt(at);
     const snapshot: Snapshot = { meta: { index: at, term: t, voters: m.voters, learners: m.learners }, data };
     this.snapshot = snapshot;
-    if (this.pendingSnapshot === undefined || !this.pendingSnapshot.apply) this.pendingSnapshot = { snapshot, apply: false };
+    this.pendingSnapshot = { snapshot, apply: false };
     return true;
   }
 
