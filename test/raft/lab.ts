@@ -19,13 +19,16 @@ export function labTest(
   options: Omit<ClusterOptions, 'seed' | 'yieldToHost'>,
   body: (cluster: RaftCluster) => Promise<void>,
 ): void {
-  test(name, async () => {
+  test(name, async (t) => {
     const seed = seedFor(name);
     const cluster = new RaftCluster(servers, { ...options, seed, yieldToHost });
     try {
       await cluster.startAll();
       await body(cluster);
       cluster.checkErrors();
+      // The lab's "Passed" line: time, peers, RPCs, bytes, commands committed.
+      const seconds = (cluster.scheduler.nowMs / 1000).toFixed(1);
+      t.diagnostic(`Passed -- ${seconds} s virtual, ${servers} peers, ${cluster.rpcTotal()} RPCs, ${cluster.bytesTotal()} bytes, ${cluster.highestApplied()} commands; seed ${seed}`);
     } catch (error) {
       (error as Error).message += ` (seed ${seed}; replay with SEED=${seed})`;
       throw error;
