@@ -5,6 +5,7 @@
 // start to exit, so process start-up is included. Results are checked against each other.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,9 @@ import { flotillaCommand } from '../src/platform/spawn.js';
 
 const CORPUS_MB_MIN = 200;
 const REDUCE_TASKS = 10;
-const gutenbergDir = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'shared', 'data', 'gutenberg');
+const benchDir = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
+const sharedGutenberg = join(benchDir, '..', '..', 'shared', 'data', 'gutenberg');
+const gutenbergDir = existsSync(sharedGutenberg) ? sharedGutenberg : join(benchDir, '..', 'test', 'fixtures', 'gutenberg');
 
 interface Row {
   name: string;

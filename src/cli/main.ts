@@ -7,6 +7,7 @@ import { registerLincheck } from './lincheck.js';
 import { registerSim } from './sim.js';
 import { registerServer } from './server.js';
 import { registerStart } from './start.js';
+import { registerKv } from './kv.js';
 
 const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
@@ -17,5 +18,6 @@ registerLincheck(program);
 registerSim(program);
 registerServer(program);
 registerStart(program);
+registerKv(program);
 
 await program.parseAsync(argv());

@@ -1,11 +1,11 @@
 // `flotilla server ...`: one member of a cluster, as an OS process (server/).
-// `flotilla debug set|get|leader ...`: a few requests on the native client protocol.
+// `flotilla debug leader`: which member leads, asked on the native client protocol.
 //
 // Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 1 on a failure while running;
 // 2 for a configuration error; 3 when the data directory is damaged and the member refuses
 // to start (the message names the file and the byte offset).
 
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { StorageError } from '../storage/errors.js';
 import { RealClock, realClock } from '../platform/clock.js';
 import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
@@ -13,7 +13,7 @@ import { absolutePath, readTextFile } from '../platform/server-files.js';
 import { ConfigError, configFileInput, describeConfig, formatAddress, parseAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
 import { createMemberLogger } from '../server/logging.js';
 import { FlotillaServer } from '../server/server.js';
-import { FlotillaClient, RegisterClient } from '../server/client.js';
+import { FlotillaClient } from '../server/client.js';
 import { localCluster } from './start.js';
 
 export const exitCodes = { ok: 0, failed: 1, config: 2, damagedData: 3 } as const;
@@ -35,6 +35,9 @@ interface ServerFlags {
   clusterSecret?: string;
   clusterSecretFile?: string;
   logLevel?: string;
+  raftStateBytesMax?: string;
+  requestTimeoutMs?: string;
+  readMode?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -54,6 +57,9 @@ export function registerServer(program: Command): void {
     .option('--cluster-secret <secret>', 'shared secret of the cluster (visible in ps: prefer --cluster-secret-file)')
     .option('--cluster-secret-file <file>', 'an env-file with FLOTILLA_CLUSTER_SECRET=...')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace')
+    .option('--raft-state-bytes-max <bytes>', 'snapshot the key/value store once the Raft log reaches this size (default 64 MiB)')
+    .option('--request-timeout-ms <ms>', 'how long a request waits for its command to apply or its read to be confirmed (default 1000)')
+    .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
   registerDebug(program);
 }
@@ -109,6 +115,9 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     clusterSecret: flags.clusterSecret,
     clusterSecretFile: flags.clusterSecretFile,
     logLevel: flags.logLevel,
+    raftStateBytesMax: flags.raftStateBytesMax,
+    requestTimeoutMs: flags.requestTimeoutMs,
+    readMode: flags.readMode,
   };
   const secretFile = flags.clusterSecretFile ?? (typeof file.clusterSecretFile === 'string' ? file.clusterSecretFile : undefined);
   const secret = secretFile === undefined ? undefined : secretFromEnvFile(await readTextFile(secretFile), secretFile);
@@ -123,34 +132,24 @@ function isFileError(error: unknown): boolean {
 
 function registerDebug(program: Command): void {
   const defaultMembers = localCluster.clientAddresses().join(',');
-  const debug = program.command('debug').description('send requests to a cluster on the native client protocol (the minimal register service)');
-  const withMembers = (command: Command) => command.option('--members <list>', 'client addresses host:port,...', defaultMembers);
-  withMembers(debug.command('set').argument('<key>').argument('<value>').description('set a key'))
-    .action((key: string, value: string, options: { members: string }) => withClient(options.members, async (client) => {
-      const { previous, index } = await client.set(key, value);
-      writeOut(`ok (log index ${index}; previous value: ${previous === null ? 'none' : JSON.stringify(Buffer.from(previous).toString())})\n`);
-    }));
-  withMembers(debug.command('get').argument('<key>').description('read a key (linearizable: through the log)'))
-    .action((key: string, options: { members: string }) => withClient(options.members, async (client) => {
-      const value = await client.get(key);
-      writeOut(value === null ? '(not set)\n' : `${Buffer.from(value).toString()}\n`);
-    }));
-  withMembers(debug.command('leader').description('ask the cluster for its leader'))
+  const debug = program.command('debug').description('ask a cluster about itself on the native client protocol (`flotilla kv` reads and writes)');
+  debug.command('leader').description('ask the cluster for its leader')
+    .option('--members <list>', 'client addresses host:port,...', defaultMembers)
     .action((options: { members: string }) => withClient(options.members, async (client) => {
-      const { leader, client: address } = await client.client.leader();
+      const { leader, client: address } = await client.leader();
       writeOut(leader === 0 ? 'no leader known\n' : `leader: member ${leader}${address === null ? '' : ` (client port ${formatAddress(address)})`}\n`);
     }));
 }
 
-async function withClient(members: string, body: (client: RegisterClient) => Promise<void>): Promise<void> {
-  const addresses = members.split(',').map((text) => {
+async function withClient(members: string, body: (client: FlotillaClient) => Promise<void>): Promise<void> {
+  const endpoints = members.split(',').map((text) => {
     try {
       return parseAddress(text.trim(), '--members');
     } catch (error) {
       throw new InvalidArgumentError((error as Error).message);
     }
   });
-  const client = new RegisterClient(new FlotillaClient({ members: addresses, callDeadlineMs: 10_000 }));
+  const client = new FlotillaClient({ endpoints, callDeadlineMs: 10_000 });
   try {
     await body(client);
   } catch (error) {

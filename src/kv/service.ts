@@ -44,9 +44,10 @@ export type KvResponse =
 /**
  * How linearizable reads are served. 'read-index' is the only correct one; the other exists
  * to prove that the linearizability checker catches a broken service (STYLE.md 18): a member
- * that believes it leads answers from its local state without confirming it still leads.
+ * that believes it leads answers from its local state without confirming it still leads
+ * ('unsafe-leader-local'), or any member answers from its local state ('unsafe-local').
  */
-export type KvReadMode = 'read-index' | 'unsafe-leader-local';
+export type KvReadMode = 'read-index' | 'unsafe-leader-local' | 'unsafe-local';
 
 export interface KvServiceOptions extends Omit<ReplicaOptions, 'service'> {
   readonly kvLimits?: Partial<KvLimits>;
@@ -84,7 +85,8 @@ export class KvService {
   }
 
   private async write(request: KvRequest): Promise<KvResponse> {
-    const command = encodeCommand({ op: request.op, session: request.session, timeMs: this.clock.nowMs() });
+    // Whole milliseconds: a real clock (performance.now()) has a fraction; the codec takes integers.
+    const command = encodeCommand({ op: request.op, session: request.session, timeMs: Math.floor(this.clock.nowMs()) });
     try {
       const submitted = await this.withTimeout(this.replica.submit(command));
       if (submitted === undefined) return this.failure('timeout', `the command did not apply within ${this.requestTimeoutMs} ms; it may or may not be applied`);
@@ -101,6 +103,7 @@ export class KvService {
       if (status.role !== 'leader') return this.failure('not-leader', 'this member is not the leader');
       return this.answer(op, status.applied);
     }
+    if (consistency === 'linearizable' && this.readMode === 'unsafe-local') return this.answer(op, status.applied);
     // A follower that knows no leader cannot forward the read: fail fast, not at the timeout.
     if (consistency === 'linearizable' && status.role !== 'leader' && status.leader === 0) {
       return this.failure('not-leader', 'this member knows no leader');

@@ -13,3 +13,8 @@ export function randomSeed(): number {
 export function randomSecretHex(bytes: number): string {
   return randomBytes(bytes).toString('hex');
 }
+
+/** A random client (session) id in [1, 2^48): collisions among live clients are negligible. */
+export function randomClientId(): number {
+  return randomInt(1, 2 ** 48);
+}

@@ -1,15 +1,16 @@
-// Requests on the client port (protocol.ts) turned into replica submissions. A frame that
-// does not decode closes its connection (logged by the port); everything else gets a reply
-// with the request's id, errors included.
+// Requests on the client port (protocol.ts) handed to the key/value service (kv/). A frame
+// that does not decode closes its connection (logged by the port); everything else gets a
+// reply with the request's id, errors included. A command that does not decode as a kv
+// command is answered 'invalid' (the envelope was fine, so the connection stays open).
 
 import { unreachable } from '../stdx/assert.js';
 import type { NodeId } from '../stdx/types.js';
 import type { FramedConnection } from '../platform/server-client-port.js';
-import { ReplicaError, type Replica } from '../runtime/replica.js';
+import type { Replica } from '../runtime/replica.js';
+import { decodeCommand, encodeResult, KvDecodeError, type KvService, type KvCommand } from '../kv/index.js';
 import type { Address } from './config.js';
 import type { ProposalOutcome } from './metrics.js';
 import { decodeRequest, encodeResponse, ProtocolError, type ClientErrorCode, type ClientRequest, type ClientResponse } from './protocol.js';
-import type { ServerService } from './register-service.js';
 
 export const clientHandlerLimits = {
   /** Requests one connection may have waiting for a reply; more are refused (overloaded). */
@@ -18,7 +19,7 @@ export const clientHandlerLimits = {
 
 export interface ClientHandlerContext {
   readonly replica: Replica;
-  readonly service: ServerService;
+  readonly kv: KvService;
   /** The client address of a member, if known. */
   clientAddressOf(id: NodeId): Address | undefined;
   recordOutcome(outcome: ProposalOutcome): void;
@@ -73,30 +74,26 @@ export class ClientHandler {
         const leader = this.context.replica.raft.status().leader;
         return { id: request.id, type: 'leader', leader, client: this.context.clientAddressOf(leader) ?? null };
       }
-      case 'propose':
-        return this.submit(request.id, request.command, this.context.service.checkCommand(request.command));
-      case 'read':
-        // Reads go through the log for now (linearizable); ReadIndex will replace this.
-        return this.submit(request.id, request.query, this.context.service.checkQuery(request.query));
+      case 'kv':
+        return this.submit(request);
       default:
         return unreachable(request, 'client request');
     }
   }
 
-  private async submit(id: number, command: Uint8Array, refusal: string | undefined): Promise<ClientResponse> {
-    if (refusal !== undefined) {
-      this.context.recordOutcome('invalid');
-      return this.error(id, 'invalid', refusal);
-    }
+  private async submit(request: Extract<ClientRequest, { type: 'kv' }>): Promise<ClientResponse> {
+    let command: KvCommand;
     try {
-      const { result, index } = await this.context.replica.submit(command);
-      this.context.recordOutcome('ok');
-      return { id, type: 'result', result, index };
+      command = decodeCommand(request.command);
     } catch (error) {
-      if (!(error instanceof ReplicaError)) throw error;
-      this.context.recordOutcome(error.code);
-      return this.error(id, error.code, error.message, error.leader);
+      if (!(error instanceof KvDecodeError)) throw error;
+      this.context.recordOutcome('invalid');
+      return this.error(request.id, 'invalid', `malformed kv command: ${error.message}`);
     }
+    const response = await this.context.kv.handle({ op: command.op, session: command.session, consistency: request.consistency });
+    this.context.recordOutcome(response.ok ? 'ok' : response.code);
+    if (!response.ok) return this.error(request.id, response.code, response.message, response.leader);
+    return { id: request.id, type: 'result', result: encodeResult(response.result), index: response.index };
   }
 
   private error(id: number, code: ClientErrorCode, message: string, leader?: NodeId): ClientResponse {

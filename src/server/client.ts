@@ -1,29 +1,41 @@
-// A small client for the native protocol (protocol.ts): finds the leader, follows
-// not-leader redirects, and retries only what is safe to retry.
+// FlotillaClient (`flotilla/client`): the key/value service's client over the native
+// protocol (protocol.ts). It finds the leader, follows not-leader redirects, and retries
+// with exponential backoff until the request's deadline.
 //
-//   outcome of one attempt                       | propose              | read, leader
-//   ---------------------------------------------+----------------------+-------------
-//   could not connect (nothing sent)             | next member, retry   | same
-//   not-leader / overloaded / dropped            | redirect or back off | same
-//   connection lost or timed out after sending,  | ClientError          | retry
-//     outcome-unknown, stopped                   |   'outcome-unknown'  |
-//   invalid                                      | ClientError          | ClientError
+// Writes carry a session stamp (client id, seq, ack; kv/sessions.ts), so retrying a write
+// whose first attempt may have applied is safe: the state machine runs it once and answers
+// every retry with the first reply (Raft thesis §6.3). Hence every failure is retried:
 //
-// Every call is bounded by attempts and a deadline. The full KV client, with sessions for
-// exactly-once retries, comes with the KV service.
+//   outcome of one attempt                        | write                    | read, leader
+//   ----------------------------------------------+--------------------------+-------------
+//   could not connect (nothing sent)              | next member, retry       | same
+//   not-leader                                    | go to the hinted leader  | same
+//   overloaded / dropped                          | back off, retry          | same
+//   connection lost or no reply after sending,    | retry (same seq); it may | retry
+//     outcome-unknown, stopped, timeout           |   have applied           |
+//   invalid                                       | ClientError('invalid')   | same
+//
+// When the deadline passes: OutcomeUnknownError if some attempt of a write may have
+// applied, else ClientError('unavailable') (nothing was applied). A service-level refusal
+// (key-invalid, value-too-large, keys-full, ...) is a KvError: definite, not applied.
 
-import { assert } from '../stdx/assert.js';
+import { assert, unreachable } from '../stdx/assert.js';
 import type { Clock } from '../io/clock.js';
 import { realClock } from '../platform/clock.js';
 import { dialFramed, type FramedConnection } from '../platform/server-client-port.js';
 import { formatAddress, type Address } from './config.js';
-import { decodeResponse, encodeRequest, type ClientErrorCode, type ClientRequest, type ClientResponse } from './protocol.js';
-import { decodeRegisterResult, encodeRegisterCommand } from './register-service.js';
+import { decodeResponse, encodeRequest, type ClientRequest, type ClientResponse } from './protocol.js';
+import { randomClientId } from '../platform/server-random.js';
+import type { ReadConsistency } from '../runtime/replica.js';
+import { decodeResult, encodeCommand, type KvEntry, type KvErrorCode, type KvOp, type KvResult } from '../kv/index.js';
 
 export interface ClientOptions {
   /** Client addresses of (some of) the members; redirects may add others. */
-  readonly members: readonly Address[];
+  readonly endpoints: readonly Address[];
   readonly clock?: Clock;
+  /** The session's client id; default: random. Two live clients must never share one. */
+  readonly clientId?: number;
+  /** How long one attempt waits for its reply. */
   readonly requestTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
   /** How long one call may take in all, across retries. */
@@ -44,6 +56,8 @@ interface ClientLimits {
   readonly retryDelayMsMax: number;
   readonly pendingRequestsMax: number;
   readonly frameBytesMax: number;
+  /** Writes of this client awaiting their reply; the service keeps 64 per session (sessionRepliesMax). */
+  readonly writesInFlightMax: number;
 }
 
 export const clientDefaults: ClientLimits = {
@@ -55,9 +69,15 @@ export const clientDefaults: ClientLimits = {
   retryDelayMsMax: 250,
   pendingRequestsMax: 4096,
   frameBytesMax: 1 << 20,
+  writesInFlightMax: 64,
 };
 
-export type ClientFailure = ClientErrorCode | 'unavailable' | 'overloaded-client';
+/**
+ * 'unavailable': no member gave an answer before the deadline, and no attempt can have
+ * applied. 'invalid': the request was refused as malformed. 'overloaded-client': a limit of
+ * this client object was reached. Nothing was applied in any of these cases.
+ */
+export type ClientFailure = 'unavailable' | 'invalid' | 'overloaded-client' | 'outcome-unknown';
 
 export class ClientError extends Error {
   override name = 'ClientError';
@@ -67,6 +87,36 @@ export class ClientError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A write may or may not have happened: an attempt may have applied, and no reply came before the deadline. */
+export class OutcomeUnknownError extends ClientError {
+  override name = 'OutcomeUnknownError';
+  constructor(message: string) {
+    super('outcome-unknown', message);
+  }
+}
+
+/** The service refused the request (a limit, a bad key, an expired session): not applied. */
+export class KvError extends Error {
+  override name = 'KvError';
+  constructor(
+    readonly code: KvErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReadOptions {
+  /** 'linearizable' (default): ReadIndex on the leader. 'serializable': any member's local state, possibly stale. */
+  readonly consistency?: ReadConsistency;
+}
+
+export interface Versioned {
+  readonly value: Uint8Array | null;
+  /** The log index of the key's last write; 0 if absent. */
+  readonly version: number;
 }
 
 /** The connection was lost, or the reply did not come in time, after the request was sent. */
@@ -151,40 +201,68 @@ class MemberConnection {
 }
 
 export class FlotillaClient {
+  /** This client's session id (kv/sessions.ts). */
+  readonly clientId: number;
   private readonly options: ClientLimits;
   private readonly clock: Clock;
-  private readonly members: Address[];
+  private readonly endpoints: Address[];
   private readonly connections = new Map<string, MemberConnection>();
   /** Where the next call goes first: the leader, if we know it. */
   private target: Address | undefined = undefined;
   private rotation = 0;
   private closed = false;
+  /** The last session sequence number used. */
+  private seq = 0;
+  /** Writes whose reply has not arrived (nor been given up on). Invariant: every element <= seq. */
+  private readonly writesInFlight = new Set<number>();
 
   constructor(options: ClientOptions) {
-    assert(options.members.length > 0, 'at least one member address');
-    const { members: _members, clock, ...limits } = options;
+    assert(options.endpoints.length > 0, 'at least one endpoint');
+    const { endpoints: _endpoints, clock, clientId, ...limits } = options;
     this.options = { ...clientDefaults, ...limits };
     this.clock = clock ?? realClock;
-    this.members = [...options.members];
+    this.endpoints = [...options.endpoints];
+    this.clientId = clientId ?? randomClientId();
+    assert(Number.isSafeInteger(this.clientId) && this.clientId >= 1, 'client id is a positive safe integer');
   }
 
-  /** Proposes a service command; resolves with its result and log index. */
-  async propose(command: Uint8Array): Promise<{ result: Uint8Array; index: number }> {
-    const response = await this.call({ type: 'propose', command }, false);
-    assert(response.type === 'result', 'a propose is answered with a result');
-    return { result: response.result, index: response.index };
+  async get(key: string, options: ReadOptions = {}): Promise<Versioned & { index: number }> {
+    const { result, index } = await this.read({ kind: 'get', key }, options);
+    const value = expectKind(result, 'value');
+    return { value: value.value, version: value.version, index };
   }
 
-  /** A linearizable read (through the log, for now). */
-  async read(query: Uint8Array): Promise<{ result: Uint8Array; index: number }> {
-    const response = await this.call({ type: 'read', query }, true);
-    assert(response.type === 'result', 'a read is answered with a result');
-    return { result: response.result, index: response.index };
+  async scan(prefix: string, options: ReadOptions & { limit?: number; after?: string } = {}): Promise<{ entries: readonly KvEntry[]; next: string | null }> {
+    const { result } = await this.read({ kind: 'scan', prefix, limit: options.limit ?? 100, after: options.after ?? '' }, options);
+    const scan = expectKind(result, 'scan');
+    return { entries: scan.entries, next: scan.next };
+  }
+
+  async put(key: string, value: string | Uint8Array): Promise<{ version: number }> {
+    const { result } = await this.write({ kind: 'put', key, value: bytesOf(value) });
+    return { version: expectKind(result, 'written').version };
+  }
+
+  async append(key: string, value: string | Uint8Array): Promise<{ version: number }> {
+    const { result } = await this.write({ kind: 'append', key, value: bytesOf(value) });
+    return { version: expectKind(result, 'written').version };
+  }
+
+  async delete(key: string): Promise<{ existed: boolean }> {
+    const { result } = await this.write({ kind: 'delete', key });
+    return { existed: expectKind(result, 'deleted').existed };
+  }
+
+  /** Writes `value` if the key's version is `version` (0: only if absent). */
+  async cas(key: string, value: string | Uint8Array, version: number): Promise<{ swapped: boolean; version: number }> {
+    const { result } = await this.write({ kind: 'cas', key, value: bytesOf(value), version });
+    const cas = expectKind(result, 'cas');
+    return { swapped: cas.swapped, version: cas.version };
   }
 
   /** Asks one member whom it knows as the leader. */
   async leader(): Promise<{ leader: number; client: Address | null }> {
-    const response = await this.call({ type: 'leader' }, true);
+    const response = await this.call({ type: 'leader' }, false);
     assert(response.type === 'leader', 'a leader request is answered with a leader');
     return { leader: response.leader, client: response.client };
   }
@@ -195,13 +273,45 @@ export class FlotillaClient {
     this.connections.clear();
   }
 
-  private async call(body: RequestBody, idempotent: boolean): Promise<ClientResponse> {
+  private async read(op: KvOp, options: ReadOptions): Promise<{ result: KvResult; index: number }> {
+    const command = encodeCommand({ op, session: undefined, timeMs: 0 });
+    return this.unwrap(await this.call({ type: 'kv', command, consistency: options.consistency ?? 'linearizable' }, false));
+  }
+
+  private async write(op: KvOp): Promise<{ result: KvResult; index: number }> {
+    if (this.writesInFlight.size >= this.options.writesInFlightMax) {
+      throw new ClientError('overloaded-client', `${this.writesInFlight.size} writes of this client await replies (writesInFlightMax); use another client for more`);
+    }
+    // ack: every request below the oldest one still in flight has had its reply.
+    const oldest = this.writesInFlight.size === 0 ? this.seq + 1 : Math.min(...this.writesInFlight);
+    const seq = ++this.seq;
+    const session = { client: this.clientId, seq, ack: oldest - 1 };
+    this.writesInFlight.add(seq);
+    try {
+      const command = encodeCommand({ op, session, timeMs: 0 });
+      return this.unwrap(await this.call({ type: 'kv', command, consistency: 'linearizable' }, true));
+    } finally {
+      // Also when given up on: a late duplicate is then refused as stale, never run twice.
+      this.writesInFlight.delete(seq);
+    }
+  }
+
+  private unwrap(response: ClientResponse): { result: KvResult; index: number } {
+    assert(response.type === 'result', 'a kv request is answered with a result');
+    const result = decodeResult(response.result);
+    if (result.kind === 'error') throw new KvError(result.code, result.message);
+    return { result, index: response.index };
+  }
+
+  /** One request, retried until it is answered or the deadline passes. */
+  private async call(body: RequestBody, write: boolean): Promise<ClientResponse> {
     const deadline = this.clock.nowMs() + this.options.callDeadlineMs;
     let lastProblem = 'no attempt was made';
+    let maybeApplied = false;
     for (let attempt = 0; attempt < this.options.attemptsMax && this.clock.nowMs() < deadline; attempt++) {
       if (this.closed) throw new ClientError('unavailable', 'the client is closed');
       if (attempt > 0) await this.sleep(attempt);
-      const address = this.target ?? this.nextMember();
+      const address = this.target ?? this.nextEndpoint();
       const connection = await this.connect(address).catch((error: Error) => error);
       if (connection instanceof Error) {
         lastProblem = connection.message;
@@ -214,8 +324,8 @@ export class FlotillaClient {
       } catch (error) {
         if (error instanceof ClientError) throw error;
         lastProblem = (error as Error).message;
+        maybeApplied ||= error instanceof LostReply;
         this.forgetTarget(address);
-        if (error instanceof LostReply && !idempotent) throw new ClientError('outcome-unknown', `${lastProblem}; the command may or may not have been applied`);
         continue;
       }
       if (response.type !== 'error') {
@@ -223,31 +333,34 @@ export class FlotillaClient {
         return response;
       }
       lastProblem = `${formatAddress(address)}: ${response.code}: ${response.message}`;
-      this.maybeThrow(response, idempotent);
+      maybeApplied ||= this.isMaybeApplied(response);
       this.target = response.code === 'not-leader' && response.client !== null ? response.client : undefined;
       if (this.target === undefined) this.rotation++;
     }
-    throw new ClientError('unavailable', `no member answered the request in time (last problem: ${lastProblem})`);
+    if (write && maybeApplied) throw new OutcomeUnknownError(`the write may or may not have been applied: no definite answer within ${this.options.callDeadlineMs} ms (last problem: ${lastProblem})`);
+    throw new ClientError('unavailable', `no member answered the request in time; it was not applied (last problem: ${lastProblem})`);
   }
 
-  /** Throws for an error reply that must not be retried. */
-  private maybeThrow(response: Extract<ClientResponse, { type: 'error' }>, idempotent: boolean): void {
+  /** Whether an error reply leaves the write possibly applied; throws for one that must not be retried. */
+  private isMaybeApplied(response: Extract<ClientResponse, { type: 'error' }>): boolean {
     switch (response.code) {
       case 'not-leader':
       case 'overloaded':
       case 'dropped':
-        return;
+        return false;
       case 'outcome-unknown':
       case 'stopped':
-        if (!idempotent) throw new ClientError('outcome-unknown', `${response.message}`);
-        return;
+      case 'timeout':
+        return true;
       case 'invalid':
         throw new ClientError('invalid', response.message);
+      default:
+        return unreachable(response.code, 'client error code');
     }
   }
 
-  private nextMember(): Address {
-    return this.members[this.rotation % this.members.length]!;
+  private nextEndpoint(): Address {
+    return this.endpoints[this.rotation % this.endpoints.length]!;
   }
 
   private forgetTarget(address: Address): void {
@@ -274,28 +387,11 @@ export class FlotillaClient {
   }
 }
 
-/** The minimal register service over FlotillaClient (tests and `flotilla debug`). */
-export class RegisterClient {
-  constructor(readonly client: FlotillaClient) {}
+function bytesOf(value: string | Uint8Array): Uint8Array {
+  return typeof value === 'string' ? Buffer.from(value) : value;
+}
 
-  async set(key: string, value: string | Uint8Array): Promise<{ previous: Uint8Array | null; index: number }> {
-    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
-    const { result, index } = await this.client.propose(encodeRegisterCommand({ op: 'set', key, value: bytes }));
-    return { previous: this.unwrap(result), index };
-  }
-
-  async get(key: string): Promise<Uint8Array | null> {
-    const { result } = await this.client.read(encodeRegisterCommand({ op: 'get', key }));
-    return this.unwrap(result);
-  }
-
-  close(): void {
-    this.client.close();
-  }
-
-  private unwrap(bytes: Uint8Array): Uint8Array | null {
-    const result = decodeRegisterResult(bytes);
-    if (!result.ok) throw new ClientError('invalid', result.error);
-    return result.value;
-  }
+function expectKind<K extends KvResult['kind']>(result: KvResult, kind: K): Extract<KvResult, { kind: K }> {
+  assert(result.kind === kind, `expected a ${kind} result, got ${result.kind}`);
+  return result as Extract<KvResult, { kind: K }>;
 }

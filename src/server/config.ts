@@ -5,6 +5,7 @@
 // (FLOTILLA_CLUSTER_SECRET=...). It is never logged: describeConfig() leaves it out.
 
 import { nodeId, type NodeId } from '../stdx/types.js';
+import type { KvReadMode } from '../kv/index.js';
 
 export interface Address {
   readonly host: string;
@@ -27,6 +28,12 @@ export interface ServerConfig {
   readonly tickMs: number;
   readonly clusterSecret: string;
   readonly logLevel: LogLevel;
+  /** The Raft state (log + hard state) size at which the KV service snapshots (the lab's maxraftstate). */
+  readonly raftStateBytesMax: number;
+  /** How long a KV request may wait for its command to apply or its read to be confirmed. */
+  readonly requestTimeoutMs: number;
+  /** 'read-index' (correct). The unsafe modes exist only for the tests that prove the checker catches them. */
+  readonly readMode: KvReadMode;
 }
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -39,6 +46,11 @@ export const configLimits = {
   tickMsDefault: 100,
   clusterSecretBytesMin: 16,
   memberIdMax: 0xffff_ffff,
+  /** 64 MiB of log before a snapshot: replay at start stays a few seconds. */
+  raftStateBytesMaxDefault: 64 * 1024 * 1024,
+  raftStateBytesMin: 1024,
+  requestTimeoutMsDefault: 1000,
+  requestTimeoutMsMax: 60_000,
 } as const;
 
 /** The env-file key that holds the cluster secret. */
@@ -58,6 +70,9 @@ export interface ConfigInput {
   clusterSecret?: unknown;
   clusterSecretFile?: unknown;
   logLevel?: unknown;
+  raftStateBytesMax?: unknown;
+  requestTimeoutMs?: unknown;
+  readMode?: unknown;
 }
 
 export class ConfigError extends Error {
@@ -66,6 +81,7 @@ export class ConfigError extends Error {
 
 const inputKeys: ReadonlySet<string> = new Set([
   'id', 'peers', 'dataDir', 'host', 'advertiseHost', 'peerPort', 'clientPort', 'adminPort', 'tickMs', 'clusterSecret', 'clusterSecretFile', 'logLevel',
+  'raftStateBytesMax', 'requestTimeoutMs', 'readMode',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -106,7 +122,22 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     tickMs: merged.tickMs === undefined ? configLimits.tickMsDefault : tickMs(merged.tickMs),
     clusterSecret: secret,
     logLevel: logLevel(merged.logLevel),
+    raftStateBytesMax: merged.raftStateBytesMax === undefined ? configLimits.raftStateBytesMaxDefault : integerIn(merged.raftStateBytesMax, 'raftStateBytesMax', configLimits.raftStateBytesMin, Number.MAX_SAFE_INTEGER),
+    requestTimeoutMs: merged.requestTimeoutMs === undefined ? configLimits.requestTimeoutMsDefault : integerIn(merged.requestTimeoutMs, 'requestTimeoutMs', 1, configLimits.requestTimeoutMsMax),
+    readMode: readMode(merged.readMode),
   };
+}
+
+function integerIn(raw: unknown, what: string, min: number, max: number): number {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new ConfigError(`${what}: ${JSON.stringify(raw)} is not an integer from ${min} to ${max}`);
+  return value;
+}
+
+function readMode(raw: unknown): KvReadMode {
+  if (raw === undefined) return 'read-index';
+  if (raw === 'read-index' || raw === 'unsafe-leader-local' || raw === 'unsafe-local') return raw;
+  throw new ConfigError(`readMode: ${JSON.stringify(raw)} is not 'read-index' (or the test-only 'unsafe-leader-local', 'unsafe-local')`);
 }
 
 /** Parses "1=host:port,2=host:port" (or an array of "id=host:port", or {"1": "host:port"}). */
@@ -167,6 +198,9 @@ export function describeConfig(config: ServerConfig): object {
     clientPort: config.clientPort,
     adminPort: config.adminPort,
     tickMs: config.tickMs,
+    raftStateBytesMax: config.raftStateBytesMax,
+    requestTimeoutMs: config.requestTimeoutMs,
+    readMode: config.readMode,
   };
 }
 

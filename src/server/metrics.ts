@@ -7,7 +7,7 @@ import type { NodeId } from '../stdx/types.js';
 import type { Ready } from '../raft/core.js';
 import type { NodeStatus } from '../runtime/node.js';
 
-export type ProposalOutcome = 'ok' | 'not-leader' | 'overloaded' | 'dropped' | 'outcome-unknown' | 'stopped' | 'invalid';
+export type ProposalOutcome = 'ok' | 'not-leader' | 'overloaded' | 'dropped' | 'outcome-unknown' | 'stopped' | 'timeout' | 'invalid';
 
 export interface MetricSources {
   status(): NodeStatus;

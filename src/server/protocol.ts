@@ -3,17 +3,21 @@
 // request carries a request id; its reply carries the same id, so many requests may be
 // in flight on one connection and replies may come back in any order.
 //
-//   request                                     reply
-//   {id, type:'propose', command: bytes}     →  {id, type:'result', result: bytes, index}
-//   {id, type:'read', query: bytes}          →  {id, type:'result', result: bytes, index}
-//   {id, type:'leader'}                      →  {id, type:'leader', leader, client}
-//   any                                      →  {id, type:'error', code, message, leader, client}
+//   request                                         reply
+//   {id, type:'kv', command: bytes, consistency}  →  {id, type:'result', result: bytes, index}
+//   {id, type:'leader'}                           →  {id, type:'leader', leader, client}
+//   any                                           →  {id, type:'error', code, message, leader, client}
+//
+// `command` is a key/value command in kv/codec.ts's encoding (the member re-stamps its
+// log time); `result` is a kv/codec.ts result. `consistency` ('linearizable' or
+// 'serializable') matters for get and scan only.
 //
 // `leader` is a member id (0: unknown); `client` is that member's client address, when
 // known, so a client can redirect. decode*() validates every field (STYLE.md 6): a frame
 // that fails is a protocol error, and the server closes that connection.
 
 import { Packr } from 'msgpackr';
+import type { ReadConsistency } from '../runtime/replica.js';
 import type { Address } from './config.js';
 
 export const CLIENT_PROTOCOL_VERSION = 1;
@@ -23,8 +27,7 @@ export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export type ClientRequest =
-  | { readonly id: number; readonly type: 'propose'; readonly command: Uint8Array }
-  | { readonly id: number; readonly type: 'read'; readonly query: Uint8Array }
+  | { readonly id: number; readonly type: 'kv'; readonly command: Uint8Array; readonly consistency: ReadConsistency }
   | { readonly id: number; readonly type: 'leader' };
 
 export type ClientErrorCode =
@@ -38,7 +41,9 @@ export type ClientErrorCode =
   | 'outcome-unknown'
   /** The member is shutting down: the command may or may not be applied. */
   | 'stopped'
-  /** The service refused the command or query as malformed. Not applied. */
+  /** The command did not apply, or the read was not confirmed, within the member's request timeout: maybe applied. */
+  | 'timeout'
+  /** The service refused the command as malformed or too large. Not applied. */
   | 'invalid';
 
 export type ClientResponse =
@@ -50,7 +55,7 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError';
 }
 
-const errorCodes: ReadonlySet<string> = new Set<ClientErrorCode>(['not-leader', 'overloaded', 'dropped', 'outcome-unknown', 'stopped', 'invalid']);
+const errorCodes: ReadonlySet<string> = new Set<ClientErrorCode>(['not-leader', 'overloaded', 'dropped', 'outcome-unknown', 'stopped', 'timeout', 'invalid']);
 /** Error messages are cut to this length on the wire. */
 export const ERROR_MESSAGE_CHARS_MAX = 2048;
 
@@ -67,10 +72,8 @@ export function decodeRequest(bytes: Uint8Array): ClientRequest {
   const m = unpackMap(bytes, 'request');
   const id = requestId(m['id']);
   switch (m['type']) {
-    case 'propose':
-      return { id, type: 'propose', command: bytesField(m, 'command') };
-    case 'read':
-      return { id, type: 'read', query: bytesField(m, 'query') };
+    case 'kv':
+      return { id, type: 'kv', command: bytesField(m, 'command'), consistency: consistencyField(m['consistency']) };
     case 'leader':
       return { id, type: 'leader' };
     default:
@@ -132,6 +135,11 @@ function bytesField(m: Record<string, unknown>, field: string): Uint8Array {
   const value = m[field];
   if (!(value instanceof Uint8Array)) throw new ProtocolError(`${field} is not bytes`);
   return value;
+}
+
+function consistencyField(raw: unknown): ReadConsistency {
+  if (raw === 'linearizable' || raw === 'serializable') return raw;
+  throw new ProtocolError(`consistency ${JSON.stringify(raw)} is not 'linearizable' or 'serializable'`);
 }
 
 function address(raw: unknown): Address | null {

@@ -12,7 +12,8 @@ import type { Clock, Timer } from '../io/clock.js';
 import { defaultTiming, type RaftConfig } from '../raft/config.js';
 import type { Ready } from '../raft/core.js';
 import { describeRecoveryEvent } from '../storage/errors.js';
-import { Replica } from '../runtime/replica.js';
+import type { Replica } from '../runtime/replica.js';
+import { KvService } from '../kv/index.js';
 import type { RaftNode } from '../runtime/node.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { PeerTransport } from '../platform/peer-transport.js';
@@ -25,7 +26,6 @@ import { ClientHandler } from './client-handler.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
-import { RegisterService, type ServerService } from './register-service.js';
 import { GROUP_DIR, ServerStorage } from './storage.js';
 
 export const serverLimits = {
@@ -47,6 +47,7 @@ export interface ServerAddresses {
 interface Parts {
   storage: ServerStorage;
   transport: PeerTransport<PeerMessage>;
+  kv: KvService;
   replica: Replica;
   clientPort: FramedServer;
   admin: HttpAdminServer;
@@ -67,7 +68,6 @@ export class FlotillaServer {
     private readonly config: ServerConfig,
     private readonly logger: Logger,
     private readonly clock: Clock,
-    private readonly service: ServerService,
     private readonly parts: Parts,
   ) {
     this.done = new Promise((resolve) => {
@@ -75,7 +75,7 @@ export class FlotillaServer {
     });
     this.handler = new ClientHandler({
       replica: parts.replica,
-      service,
+      kv: parts.kv,
       clientAddressOf: (id) => this.members.get(id)?.client,
       recordOutcome: (outcome) => this.metrics.recordProposal(outcome),
     });
@@ -91,14 +91,14 @@ export class FlotillaServer {
   static async start(config: ServerConfig, logger: Logger, clock: Clock): Promise<FlotillaServer> {
     // Callbacks wired before the server object exists reach it through `late`.
     const late: { server?: FlotillaServer } = {};
-    const service = new RegisterService();
     const { storage, events } = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms));
     for (const event of events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
-    const opened: { transport?: PeerTransport<PeerMessage>; replica?: Replica; clientPort?: FramedServer } = {};
+    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer } = {};
     try {
       opened.transport = await startTransport(config, logger, (from, group, message) => late.server?.stepPeer(from, group, message));
-      opened.replica = await openReplica(config, logger, clock, storage, opened.transport, service, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
-      const replica = opened.replica;
+      opened.kv = await openKv(config, logger, clock, storage, opened.transport, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
+      const kv = opened.kv;
+      const replica = kv.replica;
       logger.info({ ...replica.raft.status(), appliedCommands: replica.appliedCommandCount }, 'recovered');
       opened.clientPort = await FramedServer.start({
         host: config.host,
@@ -111,14 +111,14 @@ export class FlotillaServer {
       });
       const clientPort = opened.clientPort;
       const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
-      const server = new FlotillaServer(config, logger, clock, service, { storage, transport: opened.transport, replica, clientPort, admin });
+      const server = new FlotillaServer(config, logger, clock, { storage, transport: opened.transport, kv, replica, clientPort, admin });
       const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render() });
       late.server = server;
       server.registerSelf();
       server.announce();
       return server;
     } catch (error) {
-      opened.replica?.stop();
+      opened.kv?.stop();
       await opened.clientPort?.close();
       await opened.transport?.close();
       await storage.close();
@@ -143,7 +143,7 @@ export class FlotillaServer {
     this.infoTimer?.cancel();
     this.handler.stopAccepting();
     this.parts.clientPort.stopAccepting();
-    this.parts.replica.stop();
+    this.parts.kv.stop();
     await this.parts.storage.close();
     await this.parts.clientPort.close();
     await this.parts.transport.close();
@@ -251,16 +251,15 @@ function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: 
   });
 }
 
-function openReplica(
+function openKv(
   config: ServerConfig,
   logger: Logger,
   clock: Clock,
   storage: ServerStorage,
   transport: PeerTransport<PeerMessage>,
-  service: ServerService,
   observer: (node: RaftNode, ready: Ready) => void,
   onFatal: (error: unknown) => void,
-): Promise<Replica> {
+): Promise<KvService> {
   const raftConfig: RaftConfig = {
     id: config.id,
     voters: [...config.members.keys()],
@@ -270,5 +269,18 @@ function openReplica(
     noopOnElection: true,
   };
   logger.debug({ raft: raftConfig }, 'raft configuration');
-  return Replica.open({ config: raftConfig, prng: new Prng(randomSeed()), clock, tickMs: config.tickMs, transport: transport.group(RAFT_GROUP_ID), storage, service, observer, onFatal });
+  if (config.readMode !== 'read-index') logger.warn({ readMode: config.readMode }, 'UNSAFE: linearizable reads are served from local state without ReadIndex (a test-only setting)');
+  return KvService.open({
+    config: raftConfig,
+    prng: new Prng(randomSeed()),
+    clock,
+    tickMs: config.tickMs,
+    transport: transport.group(RAFT_GROUP_ID),
+    storage,
+    observer,
+    onFatal,
+    raftStateBytesMax: config.raftStateBytesMax,
+    requestTimeoutMs: config.requestTimeoutMs,
+    readMode: config.readMode,
+  });
 }

@@ -1,5 +1,5 @@
 // Where the Porcupine corpus lives: ../shared/linearizability/porcupine-data next to the
-// repository. Found by walking up from this file, so it works from test/ and from dist/test/.
+// repository, or its copy in test/fixtures. Found by walking up from this file, so it works from test/ and from dist/test/.
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,11 +10,16 @@ const levelsMax = 8;
 export function findCorpusDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let level = 0; level < levelsMax; level++) {
-    const candidate = join(dir, '..', 'shared', 'linearizability', 'porcupine-data');
-    if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
+    if (existsSync(join(dir, 'package.json'))) {
+      const shared = join(dir, '..', 'shared', 'linearizability', 'porcupine-data');
+      // The same files, vendored, for a checkout without ../shared beside it.
+      const vendored = join(dir, 'test', 'fixtures', 'porcupine-data');
+      if (existsSync(shared)) return shared;
+      if (existsSync(vendored)) return vendored;
+    }
     dir = dirname(dir);
   }
-  throw new Error('cannot find ../shared/linearizability/porcupine-data above this file');
+  throw new Error('cannot find ../shared/linearizability/porcupine-data or test/fixtures/porcupine-data');
 }
 
 /** The 23 etcd logs Porcupine expects to be linearizable; the other 79 (095 aside) are not. */

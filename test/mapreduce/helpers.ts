@@ -37,7 +37,11 @@ function isFlotillaRoot(dir: string): boolean {
   return (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'flotilla';
 }
 
-export const gutenbergDir = join(repositoryRoot(), '..', 'shared', 'data', 'gutenberg');
+/** ../shared/data/gutenberg beside the repository, or its copy in test/fixtures. */
+export const gutenbergDir = ((): string => {
+  const shared = join(repositoryRoot(), '..', 'shared', 'data', 'gutenberg');
+  return existsSync(shared) ? shared : join(repositoryRoot(), 'test', 'fixtures', 'gutenberg');
+})();
 
 export async function gutenbergFiles(): Promise<string[]> {
   const names = (await readdir(gutenbergDir)).filter((name) => /^pg-.*\.txt$/.test(name)).sort();

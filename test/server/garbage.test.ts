@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { Packr } from 'msgpackr';
-import { TestCluster, waitFor } from './helpers.js';
+import { getText, TestCluster, waitFor } from './helpers.js';
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -63,7 +63,7 @@ const badRequests: [string, Buffer][] = [
   ['a frame with a wrong protocol version', frame(Buffer.from([9, 0x80]))],
   ['a well-formed request of an unknown type', frame(Buffer.concat([Buffer.from([1]), plain.pack({ id: 1, type: 'drop-tables' })]))],
   ['a request with a negative id', frame(Buffer.concat([Buffer.from([1]), plain.pack({ id: -5, type: 'leader' })]))],
-  ['a propose whose command is not bytes', frame(Buffer.concat([Buffer.from([1]), plain.pack({ id: 2, type: 'propose', command: 'text' })]))],
+  ['a kv request whose command is not bytes', frame(Buffer.concat([Buffer.from([1]), plain.pack({ id: 2, type: 'kv', command: 'text', consistency: 'linearizable' })]))],
 ];
 
 const badPeerFrames: [string, Buffer][] = [
@@ -84,7 +84,7 @@ test('garbage and oversized frames on the peer, client and admin ports of every 
   const cluster = await TestCluster.start(t);
   await cluster.waitForLeader();
   const client = cluster.client();
-  await client.set('before', 'garbage');
+  await client.put('before', 'garbage');
 
   for (const id of cluster.ids) {
     const ports = cluster.ports.get(id)!;
@@ -103,9 +103,9 @@ test('garbage and oversized frames on the peer, client and admin ports of every 
   // Every member is alive, answers /status, and the cluster takes writes and reads.
   assert.deepEqual(cluster.running(), cluster.ids);
   for (const id of cluster.ids) assert.equal((await cluster.status(id)).id, id);
-  await client.set('after', 'garbage');
-  assert.equal(Buffer.from((await client.get('before'))!).toString(), 'garbage');
-  assert.equal(Buffer.from((await client.get('after'))!).toString(), 'garbage');
+  await client.put('after', 'garbage');
+  assert.equal(await getText(client, 'before'), 'garbage');
+  assert.equal(await getText(client, 'after'), 'garbage');
 
   // Each bad connection left a log line saying why it was closed.
   for (const id of cluster.ids) {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { spawnServerChild, type ServerChild } from '../../src/platform/server-children.js';
-import { FlotillaClient, RegisterClient } from '../../src/server/client.js';
+import { FlotillaClient } from '../../src/server/client.js';
 
 export const TICK_MS = 100;
 const LISTEN_TIMEOUT_MS = 20_000;
@@ -128,7 +128,11 @@ export interface StatusJson {
 export class TestCluster {
   readonly members = new Map<number, MemberProcess>();
   readonly ports = new Map<number, Ports>();
-  private readonly clients: RegisterClient[] = [];
+  private readonly clients: FlotillaClient[] = [];
+  /** Extra flags for every member started from now on (read mode, snapshot size). */
+  extraArgs: string[] = [];
+  /** The port member `from` dials to reach member `to`; the Jepsen test puts a proxy there. */
+  dialPort: (from: number, to: number) => number = (_from, to) => this.peerPorts.get(to)!;
 
   private constructor(
     readonly root: string,
@@ -165,11 +169,11 @@ export class TestCluster {
   /** Starts member `id` (again) with the ports it had before, if any. */
   async startMember(id: number, dataDir = this.dataDir(id)): Promise<MemberProcess> {
     const previous = this.ports.get(id);
-    const peers = this.ids.map((other) => `${other}=127.0.0.1:${this.peerPorts.get(other)}`).join(',');
+    const peers = this.ids.map((other) => `${other}=127.0.0.1:${other === id ? this.peerPorts.get(id) : this.dialPort(id, other)}`).join(',');
     const args = [
       'server', '--id', String(id), '--peers', peers, '--data', dataDir, '--tick-ms', String(TICK_MS),
       '--client-port', String(previous?.client ?? 0), '--admin-port', String(previous?.admin ?? 0),
-      '--cluster-secret-file', this.secretFile,
+      '--cluster-secret-file', this.secretFile, ...this.extraArgs,
     ];
     const member = new MemberProcess(id, args);
     this.members.set(id, member);
@@ -204,9 +208,11 @@ export class TestCluster {
     }));
   }
 
-  client(): RegisterClient {
-    const members = this.ids.filter((id) => this.ports.has(id)).map((id) => ({ host: '127.0.0.1', port: this.ports.get(id)!.client }));
-    const client = new RegisterClient(new FlotillaClient({ members }));
+  /** A client whose endpoint list starts at the `first`-th member (so its reads land there). */
+  client(options: Partial<ConstructorParameters<typeof FlotillaClient>[0]> = {}, first = 0): FlotillaClient {
+    const all = this.ids.filter((id) => this.ports.has(id)).map((id) => ({ host: '127.0.0.1', port: this.ports.get(id)!.client }));
+    const endpoints = [...all.slice(first % all.length), ...all.slice(0, first % all.length)];
+    const client = new FlotillaClient({ ...options, endpoints });
     this.clients.push(client);
     return client;
   }
@@ -239,6 +245,12 @@ export interface Ack {
   readonly atMs: number;
 }
 
+/** The value of `key` as text, or null if absent (a linearizable get). */
+export async function getText(client: FlotillaClient, key: string): Promise<string | null> {
+  const { value } = await client.get(key);
+  return value === null ? null : Buffer.from(value).toString();
+}
+
 /** Writers that set unique keys until stopped, recording every acknowledged write. */
 export class Writers {
   readonly acks: Ack[] = [];
@@ -246,17 +258,17 @@ export class Writers {
   private stopped = false;
   private readonly loops: Promise<void>[];
 
-  constructor(client: RegisterClient, count: number, prefix: string) {
+  constructor(client: FlotillaClient, count: number, prefix: string) {
     this.loops = Array.from({ length: count }, (_, writer) => this.run(client, `${prefix}-${writer}`));
   }
 
-  private async run(client: RegisterClient, name: string): Promise<void> {
+  private async run(client: FlotillaClient, name: string): Promise<void> {
     for (let seq = 0; !this.stopped; seq++) {
       const key = `${name}-${seq}`;
       const value = `value-${name}-${seq}`;
       try {
-        const { index } = await client.set(key, value);
-        this.acks.push({ key, value, index, atMs: Date.now() });
+        const { version } = await client.put(key, value);
+        this.acks.push({ key, value, index: version, atMs: Date.now() });
       } catch (error) {
         this.failures.push(`${key}: ${(error as Error).message}`);
         if (!this.stopped) await sleep(20);

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestCluster } from './helpers.js';
+import { getText, TestCluster } from './helpers.js';
 
 const KEYS = 40;
 const EXIT_TIMEOUT_MS = 15_000;
@@ -28,7 +28,7 @@ test('SIGTERM stops a member cleanly; a corrupt byte mid-segment refuses to star
   await cluster.startMember(1);
   await cluster.waitForLeader();
   const client = cluster.client();
-  for (let i = 0; i < KEYS; i++) await client.set(`key-${i}`, `value-${i}`);
+  for (let i = 0; i < KEYS; i++) await client.put(`key-${i}`, `value-${i}`);
   client.close();
   const exit = await withTimeout(cluster.kill(1, 'SIGTERM'), 'clean shutdown');
   assert.deepEqual(exit, { code: 0, signal: null }, 'SIGTERM exits with code 0');
@@ -64,7 +64,7 @@ test('SIGTERM stops a member cleanly; a corrupt byte mid-segment refuses to star
   await cluster.waitForLeader();
   const after = cluster.client();
   // The torn record was the last durable write; everything acknowledged before it is there.
-  for (let i = 0; i < KEYS - 1; i++) assert.equal(Buffer.from((await after.get(`key-${i}`))!).toString(), `value-${i}`);
-  await after.set('after-repair', 'yes');
-  assert.equal(Buffer.from((await after.get('after-repair'))!).toString(), 'yes');
+  for (let i = 0; i < KEYS - 1; i++) assert.equal(await getText(after, `key-${i}`), `value-${i}`);
+  await after.put('after-repair', 'yes');
+  assert.equal(await getText(after, 'after-repair'), 'yes');
 });

@@ -1,5 +1,5 @@
 // The server's pure parts, without processes: configuration, the client protocol and the
-// peer codec (validation at the edge), the register service, and the admin app.
+// peer codec (validation at the edge), the client handler's kv path, and the admin app.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { Packr } from 'msgpackr';
 import { ConfigError, describeConfig, parseEnvFile, parsePeers, resolveConfig, secretFromEnvFile } from '../../src/server/config.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, ProtocolError } from '../../src/server/protocol.js';
 import { decodePeerMessage, encodePeerMessage } from '../../src/server/peer-codec.js';
-import { decodeRegisterResult, encodeRegisterCommand, RegisterService } from '../../src/server/register-service.js';
+import { encodeCommand } from '../../src/kv/index.js';
 import { adminApp } from '../../src/server/admin.js';
 import { index, nodeId, term } from '../../src/stdx/types.js';
 
@@ -39,10 +39,11 @@ test('config: refusals name the problem', () => {
 });
 
 test('client protocol: round trips, and every malformed request is a ProtocolError', () => {
-  const request = { id: 7, type: 'propose', command: Buffer.from([1, 2, 3]) } as const;
+  const command = Buffer.from(encodeCommand({ op: { kind: 'get', key: 'k' }, session: undefined, timeMs: 0 }));
+  const request = { id: 7, type: 'kv', command, consistency: 'serializable' } as const;
   const decoded = decodeRequest(encodeRequest(request));
   assert.equal(decoded.id, 7);
-  assert.ok(decoded.type === 'propose' && Buffer.from(decoded.command).equals(request.command));
+  assert.ok(decoded.type === 'kv' && Buffer.from(decoded.command).equals(command) && decoded.consistency === 'serializable');
   const response = { id: 7, type: 'error', code: 'not-leader', message: 'go there', leader: 3, client: { host: '127.0.0.1', port: 7203 } } as const;
   assert.deepEqual(decodeResponse(encodeResponse(response)), response);
   const packr = new Packr({ useRecords: false });
@@ -53,8 +54,10 @@ test('client protocol: round trips, and every malformed request is a ProtocolErr
     Buffer.from([1, 0xc1]),
     framed([1, 2]),
     framed({ id: 1.5, type: 'leader' }),
-    framed({ id: 1, type: 'read' }),
-    framed({ id: 1, type: 'propose', command: 5 }),
+    framed({ id: 1, type: 'kv', consistency: 'linearizable' }),
+    framed({ id: 1, type: 'kv', command: 5, consistency: 'linearizable' }),
+    framed({ id: 1, type: 'kv', command: Buffer.from([0x90]), consistency: 'sometimes' }),
+    framed({ id: 1, type: 'propose', command: Buffer.from([1]) }),
     framed({ id: 1, type: 'nope' }),
   ]) {
     assert.throws(() => decodeRequest(bad), ProtocolError, bad.toString('hex'));
@@ -70,27 +73,14 @@ test('peer codec: Raft messages and MemberInfo round trip; junk is refused', () 
   assert.throws(() => decodePeerMessage(Buffer.from([0x77])));
 });
 
-test('register service: set and get; malformed commands get an error result, identically on every member', () => {
-  const run = () => {
-    const service = new RegisterService();
-    const results = [
-      service.apply(encodeRegisterCommand({ op: 'set', key: 'k', value: Buffer.from('1') }), index(1)),
-      service.apply(Buffer.from([0xc1]), index(2)),
-      service.apply(encodeRegisterCommand({ op: 'set', key: 'k', value: Buffer.from('2') }), index(3)),
-      service.apply(encodeRegisterCommand({ op: 'get', key: 'k' }), index(4)),
-    ];
-    return results.map((bytes) => decodeRegisterResult(bytes));
-  };
-  const first = run();
-  assert.deepEqual(first, run());
-  assert.deepEqual(first[0], { ok: true, value: null });
-  assert.equal(first[1]!.ok, false);
-  assert.ok(first[2]!.ok && Buffer.from(first[2]!.value!).toString() === '1');
-  assert.ok(first[3]!.ok && Buffer.from(first[3]!.value!).toString() === '2');
-  const service = new RegisterService();
-  assert.equal(service.checkQuery(encodeRegisterCommand({ op: 'get', key: 'k' })), undefined);
-  assert.match(service.checkQuery(encodeRegisterCommand({ op: 'set', key: 'k', value: Buffer.from('x') }))!, /may only get/);
-  assert.match(service.checkCommand(encodeRegisterCommand({ op: 'get', key: '' }))!, /key/);
+test('config: the KV settings have named defaults and are validated', () => {
+  const base = { id: 1, peers: '1=127.0.0.1:1', dataDir: '/d' };
+  const config = resolveConfig(base, {}, SECRET);
+  assert.equal(config.raftStateBytesMax, 64 * 1024 * 1024);
+  assert.equal(config.readMode, 'read-index');
+  assert.equal(resolveConfig(base, { raftStateBytesMax: '65536', readMode: 'unsafe-leader-local' }, SECRET).raftStateBytesMax, 65536);
+  assert.throws(() => resolveConfig(base, { raftStateBytesMax: '10' }, SECRET), /raftStateBytesMax/);
+  assert.throws(() => resolveConfig(base, { readMode: 'fast' }, SECRET), /readMode/);
 });
 
 test('admin app: /status is JSON, /metrics is Prometheus text, anything else a 404', async () => {
