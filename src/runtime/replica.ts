@@ -23,6 +23,9 @@
 // Snapshots: a service that implements snapshot() and restore() is snapshotted after a
 // Ready once the persisted Raft state reaches raftStateBytesMax (the lab's maxraftstate),
 // and restored from the node's snapshot when it opens or installs one from the leader.
+// A service that also offers beginSnapshot() is encoded snapshotStepUnits at a time, one
+// step per turn of the host's event loop (yieldToHost), while entries keep applying; the
+// node takes the snapshot at the index where it began. One snapshot runs at a time.
 // Reads: read() confirms through ReadIndex (thesis §6.4) that reading the local state is
 // linearizable; a 'serializable' read skips that (it may be stale, it never waits).
 
@@ -35,6 +38,19 @@ import { RaftNode, type RaftNodeOptions } from './node.js';
 import type { RaftStorage } from './storage.js';
 
 /**
+ * A snapshot encoded a step at a time while the service keeps applying entries: it holds
+ * the state as of the moment it began.
+ */
+export interface IncrementalSnapshot {
+  /** Encodes up to `budget` more units (keys, sessions, ...); true once all are encoded. */
+  step(budget: number): boolean;
+  /** The snapshot's bytes (what restore() takes), once step() returned true. */
+  finish(): Uint8Array;
+  /** Gives up; the service stops tracking the state for it. */
+  abort(): void;
+}
+
+/**
  * A deterministic state machine. Without snapshot() and restore() the whole log is replayed
  * on restart (the WAL keeps it all).
  */
@@ -45,7 +61,15 @@ export interface ReplicatedService {
   snapshot?(): Uint8Array;
   /** Replaces the whole state with a snapshot taken at `index`. */
   restore?(data: Uint8Array, index: Index): void;
+  /**
+   * Optional, beside snapshot(): the state as of the last applied command, encoded
+   * incrementally so that a large state does not block the event loop. One at a time.
+   */
+  beginSnapshot?(): IncrementalSnapshot;
 }
+
+/** Runs `fn` on a later turn of the host's event loop (a zero-delay timer of the injected clock by default). */
+export type YieldToHost = (fn: () => void) => Timer;
 
 export type ReadConsistency = 'linearizable' | 'serializable';
 
@@ -84,6 +108,25 @@ export interface ReplicaOptions extends Omit<RaftNodeOptions, 'apply'> {
    * and restore() otherwise).
    */
   readonly raftStateBytesMax?: number;
+  /**
+   * Units (keys, sessions) an incremental snapshot encodes per event-loop turn; default
+   * snapshotStepUnitsDefault.
+   */
+  readonly snapshotStepUnits?: number;
+  /** How an incremental snapshot waits for the next turn; default: clock.setTimer(0, fn). */
+  readonly yieldToHost?: YieldToHost;
+}
+
+/** About 2 ms of msgpack encoding for small values (~0.4 µs a key), well inside a 100 ms tick. */
+export const snapshotStepUnitsDefault = 4096;
+
+/** An incremental snapshot in progress. */
+interface SnapshotRun {
+  readonly snapshot: IncrementalSnapshot;
+  /** The node's applied index when it began: the state it holds. */
+  readonly index: Index;
+  /** The wait for the next step, if one is scheduled. */
+  timer: Timer | undefined;
 }
 
 export interface SubmitResult {
@@ -111,6 +154,10 @@ export class Replica {
   private snapshotIndex = 0;
   /** Snapshots this incarnation took. */
   private snapshotCount = 0;
+  /** Invariant: at most one incremental snapshot runs; undefined once it ended. */
+  private snapshotRun: SnapshotRun | undefined = undefined;
+  private readonly snapshotStepUnits: number;
+  private readonly yieldToHost: YieldToHost;
 
   private constructor(
     private readonly service: ReplicatedService,
@@ -119,8 +166,13 @@ export class Replica {
     limits: Partial<ReplicaLimits> | undefined,
     private readonly storage: RaftStorage,
     private readonly raftStateBytesMax: number,
+    snapshotStepUnits: number | undefined,
+    yieldToHost: YieldToHost | undefined,
   ) {
     this.limits = { ...replicaDefaults, ...limits };
+    this.snapshotStepUnits = snapshotStepUnits ?? snapshotStepUnitsDefault;
+    assert(Number.isInteger(this.snapshotStepUnits) && this.snapshotStepUnits >= 1, 'snapshotStepUnits >= 1');
+    this.yieldToHost = yieldToHost ?? ((fn) => clock.setTimer(0, fn));
     assert(this.limits.pendingProposalsMax >= 1, 'pendingProposalsMax >= 1');
     const snapshots = raftStateBytesMax >= 0;
     assert(!snapshots || (service.snapshot !== undefined && service.restore !== undefined), 'a snapshotted service implements snapshot() and restore()');
@@ -128,7 +180,7 @@ export class Replica {
 
   /** Opens the Raft node (loading its storage) with this replica applying its entries. */
   static async open(options: ReplicaOptions): Promise<Replica> {
-    const replica = new Replica(options.service, options.clock, options.tickMs, options.limits, options.storage, options.raftStateBytesMax ?? -1);
+    const replica = new Replica(options.service, options.clock, options.tickMs, options.limits, options.storage, options.raftStateBytesMax ?? -1, options.snapshotStepUnits, options.yieldToHost);
     const observer = options.observer;
     const restore = options.restore;
     replica.node = await RaftNode.open({
@@ -160,6 +212,11 @@ export class Replica {
 
   pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** Whether an incremental snapshot is being encoded. */
+  get snapshotInProgress(): boolean {
+    return this.snapshotRun !== undefined;
   }
 
   /** Snapshots taken by this incarnation. */
@@ -213,6 +270,7 @@ export class Replica {
     if (this.stopped) return;
     this.stopped = true;
     this.leadershipTimer?.cancel();
+    this.abortSnapshotRun();
     this.node?.stop();
     this.failAll('stopped', 'the replica stopped before the command was applied; it may or may not have been committed');
   }
@@ -238,19 +296,56 @@ export class Replica {
    */
   private maybeSnapshot(node: RaftNode): void {
     if (this.raftStateBytesMax < 0 || this.storage.sizeBytes() < this.raftStateBytesMax) return;
+    if (this.snapshotRun !== undefined || this.stopped) return;
     const applied = node.status().applied;
     if (applied <= this.snapshotIndex) return;
-    const data = this.service.snapshot!();
-    if (node.snapshot(applied, data)) {
-      this.snapshotIndex = applied;
+    if (this.service.beginSnapshot === undefined) {
+      this.completeSnapshot(node, applied, this.service.snapshot!());
+      return;
+    }
+    // The first step runs now, so a small state is snapshotted in this turn as before.
+    this.snapshotRun = { snapshot: this.service.beginSnapshot(), index: applied, timer: undefined };
+    this.stepSnapshot(node, this.snapshotRun);
+  }
+
+  /**
+   * Encodes one step of the incremental snapshot, then yields to the host until the next
+   * one, so no turn encodes more than snapshotStepUnits keys. The node accepts the snapshot
+   * at its index later: entries applied meanwhile stay in the log above it.
+   */
+  private stepSnapshot(node: RaftNode, run: SnapshotRun): void {
+    assert(this.snapshotRun === run, 'one incremental snapshot at a time');
+    run.timer = undefined;
+    if (!run.snapshot.step(this.snapshotStepUnits)) {
+      run.timer = this.yieldToHost(() => this.stepSnapshot(node, run));
+      return;
+    }
+    this.snapshotRun = undefined;
+    this.completeSnapshot(node, run.index, run.snapshot.finish());
+  }
+
+  private completeSnapshot(node: RaftNode, index: Index, data: Uint8Array): void {
+    if (index <= this.snapshotIndex) return;
+    if (node.snapshot(index, data)) {
+      this.snapshotIndex = index;
       this.snapshotCount++;
     }
+  }
+
+  private abortSnapshotRun(): void {
+    const run = this.snapshotRun;
+    if (run === undefined) return;
+    this.snapshotRun = undefined;
+    run.timer?.cancel();
+    run.snapshot.abort();
   }
 
   /** The node restored a snapshot: the service takes its state; proposals it covers end. */
   private restoreSnapshot(snapshot: Snapshot): void {
     const at = snapshot.meta.index;
     assert(this.service.restore !== undefined, 'a node with a snapshot needs a service that restores');
+    // The state being encoded is replaced (and the newer snapshot covers it anyway).
+    this.abortSnapshotRun();
     this.service.restore(snapshot.data, at);
     this.snapshotIndex = Math.max(this.snapshotIndex, at);
     for (const pending of [...this.pending.values()]) {

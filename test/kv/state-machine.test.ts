@@ -206,3 +206,18 @@ test('snapshot of the lab SnapshotSize4B state is small', () => {
   for (let i = 1; i <= 400; i++) d.run({ kind: 'put', key: 'x', value: bytes(String(i % 2)) }, { client: 2 ** 52 + 12345, seq: i, ack: i - 1 }, 60_000 + i);
   assert.ok(d.machine.snapshot().length < 60, `${d.machine.snapshot().length} bytes`);
 });
+
+test('a snapshot may trail the log index it is installed at (no-ops never reach the service)', () => {
+  const a = new KvStateMachine({ sessionIdleMsMax: 2000 });
+  const d = new Driver();
+  d.run({ kind: 'put', key: 'k', value: bytes('v') }, { client: 7, seq: 1, ack: 0 }, 1000);
+  const snapshot = d.machine.snapshot();
+  // The node snapshotted at index 5 though the last command was at 1 (a leader's no-op came after).
+  a.restore(snapshot, index(5));
+  assert.equal(a.appliedIndex, 5);
+  const after = new Driver(a);
+  after.next = 6;
+  assert.equal(after.value('k'), 'v');
+  after.run({ kind: 'put', key: 'k', value: bytes('w') }, { client: 7, seq: 2, ack: 1 }, 1001);
+  assert.equal(after.value('k'), 'w');
+});

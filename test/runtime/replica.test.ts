@@ -8,7 +8,9 @@ import { defaultTiming } from '../../src/raft/config.js';
 import type { Message } from '../../src/raft/messages.js';
 import { MemoryStorage } from '../../src/runtime/memory-storage.js';
 import type { PersistedState, RaftStorage, StorageUpdate } from '../../src/runtime/storage.js';
-import { Replica, ReplicaError, type ReplicatedService } from '../../src/runtime/replica.js';
+import { Replica, ReplicaError, type ReplicatedService, type YieldToHost } from '../../src/runtime/replica.js';
+import { encodeCommand } from '../../src/kv/codec.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { Prng } from '../../src/stdx/prng.js';
 import { index, nodeId, term, type Index } from '../../src/stdx/types.js';
 
@@ -217,4 +219,56 @@ test('snapshots once the Raft state reaches raftStateBytesMax; a restart restore
   await last;
   assert.equal(restarted.count, 41, 'the snapshot plus the replayed log give every command once');
   again.stop();
+});
+
+test('a service with beginSnapshot() is snapshotted a step per host turn, at the index where it began; stop() cancels one in progress', async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage();
+  const machine = new KvStateMachine();
+  let yields = 0;
+  let held: (() => void) | undefined = undefined;
+  let holding = false;
+  // Counts the turns; while `holding`, keeps the step instead of scheduling it.
+  const yieldToHost: YieldToHost = (fn) => {
+    yields++;
+    if (!holding) return clock.setTimer(0, fn);
+    held = fn;
+    return { cancel: () => void (held = undefined) };
+  };
+  const options = { config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true }, prng: new Prng(1), clock, tickMs: TICK_MS, transport: { send: () => undefined }, storage, raftStateBytesMax: 600, snapshotStepUnits: 2, yieldToHost };
+  const put = (i: number): Uint8Array => encodeCommand({ op: { kind: 'put', key: `key-${i}`, value: Buffer.from(`value-${i}`) }, session: undefined, timeMs: 0 });
+  const replica = await Replica.open({ ...options, service: machine });
+  await clock.advance(50 * TICK_MS);
+  for (let i = 0; i < 40; i++) {
+    const submitted = replica.submit(put(i));
+    await clock.advance(TICK_MS);
+    await submitted;
+  }
+  await clock.advance(TICK_MS);
+  assert.ok(replica.snapshotsTaken > 0, 'snapshots were taken');
+  assert.ok(yields >= replica.snapshotsTaken, `${yields} turns for ${replica.snapshotsTaken} snapshots`);
+  assert.ok(!replica.snapshotInProgress);
+  assert.ok(storage.sizeBytes() < 600 + 200, `the log was trimmed: ${storage.sizeBytes()} bytes`);
+  // A restarted member restores the last snapshot and replays the rest of the log.
+  const restarted = new KvStateMachine();
+  const again = await Replica.open({ ...options, storage: storage.copy(), service: restarted });
+  assert.ok(restarted.appliedIndex > 0, 'restored from a snapshot');
+  await clock.advance(50 * TICK_MS);
+  assert.equal(restarted.keyCount, 40);
+  assert.deepEqual(restarted.query({ kind: 'get', key: 'key-39' }), machine.query({ kind: 'get', key: 'key-39' }));
+  again.stop();
+  // Hold the next snapshot between two steps, then stop: it is abandoned, not taken.
+  holding = true;
+  const taken = replica.snapshotsTaken;
+  for (let i = 40; i < 80 && !replica.snapshotInProgress; i++) {
+    const submitted = replica.submit(put(i));
+    await clock.advance(TICK_MS);
+    await submitted;
+  }
+  assert.ok(replica.snapshotInProgress, 'a snapshot waits for its next turn');
+  assert.ok(held !== undefined);
+  replica.stop();
+  assert.equal(held, undefined, 'stop() cancelled the next step');
+  assert.ok(!replica.snapshotInProgress);
+  assert.equal(replica.snapshotsTaken, taken);
 });
