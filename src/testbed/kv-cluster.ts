@@ -317,8 +317,8 @@ export class KvCluster {
   }
 
   /** Checks the whole history with the lab's KV model within `budgetMs` of `nowMs` (real time). */
-  checkLinearizable(nowMs: () => number, budgetMs = linearizabilityCheckTimeoutMs): CheckResult<KvValue, KvInput, KvOutput> {
-    return check(kvModel(), this.history, { timeBudgetMs: budgetMs, nowMs });
+  checkLinearizable(nowMs: () => number, budgetMs = linearizabilityCheckTimeoutMs, cacheBytesMax?: number): CheckResult<KvValue, KvInput, KvOutput> {
+    return check(kvModel(), this.history, { timeBudgetMs: budgetMs, nowMs, ...(cacheBytesMax === undefined ? {} : { cacheBytesMax }) });
   }
 
   /** Fails the test on a server failure or a Raft safety violation. */

@@ -429,7 +429,3 @@ function entryCommand(entry: Entry): Command {
   return packr.unpack(entry.data) as Command;
 }
 
-export function mustBe(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new TestFailure(message);
-}
-

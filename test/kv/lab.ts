@@ -12,6 +12,8 @@ import { seedFor } from '../raft/lab.js';
 export interface KvTestOptions extends Omit<KvClusterOptions, 'seed' | 'yieldToHost'> {
   /** Skip the linearizability check (the planted-bug tests check it themselves). */
   readonly noLinearizabilityCheck?: boolean;
+  /** Bound the checker's memory (a history whose search explodes then ends 'unknown'). */
+  readonly linearizabilityCacheBytesMax?: number;
 }
 
 export function kvTest(name: string, servers: number, options: KvTestOptions, body: (cfg: KvCluster) => Promise<string | void>): void {
@@ -23,7 +25,7 @@ export function kvTest(name: string, servers: number, options: KvTestOptions, bo
       await cfg.startAll();
       const summary = await body(cfg);
       cfg.checkErrors();
-      const verdict = options.noLinearizabilityCheck === true ? 'skipped' : checkHistory(cfg);
+      const verdict = options.noLinearizabilityCheck === true ? 'skipped' : checkHistory(cfg, options.linearizabilityCacheBytesMax);
       t.diagnostic(`${name}: seed ${seed}; ${(performance.now() - realStart).toFixed(0)} ms real, ${(cfg.nowMs() / 1000).toFixed(1)} s virtual; ${cfg.history.length} ops, ${cfg.rpcTotal()} clerk RPCs, ${cfg.raftNetwork.rpcTotal} Raft RPCs, ${(cfg.raftNetwork.bytesTotal / 1e6).toFixed(1)} MB Raft; linearizability ${verdict}${summary ? `; ${summary}` : ''}`);
     } catch (error) {
       (error as Error).message += ` (seed ${seed}; replay with SEED=${seed})`;
@@ -35,8 +37,8 @@ export function kvTest(name: string, servers: number, options: KvTestOptions, bo
 }
 
 /** The lab's porcupine check: 'illegal' fails, 'unknown' (out of time) passes. */
-export function checkHistory(cfg: KvCluster): string {
-  const result = cfg.checkLinearizable(() => performance.now(), linearizabilityCheckTimeoutMs);
+export function checkHistory(cfg: KvCluster, cacheBytesMax?: number): string {
+  const result = cfg.checkLinearizable(() => performance.now(), linearizabilityCheckTimeoutMs, cacheBytesMax);
   assert.notEqual(result.verdict, 'illegal', `history is not linearizable:\n${describeResult(kvModel(), result)}`);
   return result.verdict;
 }
