@@ -1,25 +1,18 @@
 // Where the Porcupine corpus lives: ../shared/linearizability/porcupine-data next to the
-// repository, or its copy in test/fixtures. Found by walking up from this file, so it works from test/ and from dist/test/.
+// repository, or its copy in test/fixtures (used when ../shared is not beside the checkout).
 
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const levelsMax = 8;
+import { join } from 'node:path';
+import { repositoryRoot } from '../repo.js';
 
 export function findCorpusDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let level = 0; level < levelsMax; level++) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const shared = join(dir, '..', 'shared', 'linearizability', 'porcupine-data');
-      // The same files, vendored, for a checkout without ../shared beside it.
-      const vendored = join(dir, 'test', 'fixtures', 'porcupine-data');
-      if (existsSync(shared)) return shared;
-      if (existsSync(vendored)) return vendored;
-    }
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find ../shared/linearizability/porcupine-data or test/fixtures/porcupine-data');
+  const root = repositoryRoot();
+  const shared = join(root, '..', 'shared', 'linearizability', 'porcupine-data');
+  // The same files, vendored, for a checkout without ../shared beside it.
+  const vendored = join(root, 'test', 'fixtures', 'porcupine-data');
+  if (existsSync(shared)) return shared;
+  if (existsSync(vendored)) return vendored;
+  throw new Error(`cannot find ${shared} or ${vendored}`);
 }
 
 /** The 23 etcd logs Porcupine expects to be linearizable; the other 79 (095 aside) are not. */

@@ -2,40 +2,20 @@
 // and the lab's "sort mr-out* | grep ." comparison.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { repositoryRoot } from '../repo.js';
 import { flotillaCommand } from '../../src/platform/spawn.js';
 import { compareKeys } from '../../src/mapreduce/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const sourceExtension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
-/**
- * The repository root: the nearest directory above this file (or else the cwd) holding
- * flotilla's package.json. Works from src/ (tsx), dist/, and a private compile elsewhere.
- */
-export function repositoryRoot(): string {
-  for (const start of [here, process.cwd()]) {
-    let dir = start;
-    for (let depth = 0; depth < 32; depth++) {
-      if (isFlotillaRoot(dir)) return dir;
-      const parent = dirname(dir);
-      if (parent === dir) break;
-      dir = parent;
-    }
-  }
-  throw new Error(`no package.json above ${here} or ${process.cwd()}`);
-}
-
-function isFlotillaRoot(dir: string): boolean {
-  const manifest = join(dir, 'package.json');
-  if (!existsSync(manifest)) return false;
-  return (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'flotilla';
-}
+export { repositoryRoot };
 
 /** ../shared/data/gutenberg beside the repository, or its copy in test/fixtures. */
 export const gutenbergDir = ((): string => {

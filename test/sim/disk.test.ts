@@ -5,18 +5,7 @@ import { SimDisk } from '../../src/sim/disk.js';
 import { yieldToHost } from '../../src/platform/host.js';
 import { Prng } from '../../src/stdx/prng.js';
 import { DiskError } from '../../src/io/disk.js';
-
-/** Drives virtual time until `promise` settles (at most `maxMs`), then returns its outcome. */
-async function run<T>(scheduler: Scheduler, promise: Promise<T>, maxMs = 10_000): Promise<T> {
-  let settled = false;
-  promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  await scheduler.waitFor(() => settled, maxMs, 1);
-  assert.ok(settled, 'operation did not settle in virtual time');
-  return promise;
-}
+import { run } from '../storage/helpers.js';
 
 function setup(seed: number, tornWriteProbability = 0): { scheduler: Scheduler; disk: SimDisk } {
   const scheduler = new Scheduler(yieldToHost);
