@@ -38,6 +38,9 @@ interface ServerFlags {
   raftStateBytesMax?: string;
   requestTimeoutMs?: string;
   readMode?: string;
+  zkPort?: string;
+  zkTickMs?: string;
+  zkSuperDigest?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -59,6 +62,9 @@ export function registerServer(program: Command): void {
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace')
     .option('--raft-state-bytes-max <bytes>', 'snapshot the key/value store once the Raft log reaches this size (default 64 MiB)')
     .option('--request-timeout-ms <ms>', 'how long a request waits for its command to apply or its read to be confirmed (default 1000)')
+    .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
+    .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
+    .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
     .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
   registerDebug(program);
@@ -86,7 +92,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     exit(exitCodes.damagedData);
   }
   const addresses = server.addresses();
-  logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin) }, 'listening');
+  logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) }, 'listening');
   const stop = (signal: string) => {
     // A member that cannot finish its shutdown must still go away.
     new RealClock({ keepAlive: false }).setTimer(SHUTDOWN_DEADLINE_MS, () => {
@@ -118,6 +124,9 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     raftStateBytesMax: flags.raftStateBytesMax,
     requestTimeoutMs: flags.requestTimeoutMs,
     readMode: flags.readMode,
+    zkPort: flags.zkPort,
+    zkTickMs: flags.zkTickMs,
+    zkSuperDigest: flags.zkSuperDigest,
   };
   const secretFile = flags.clusterSecretFile ?? (typeof file.clusterSecretFile === 'string' ? file.clusterSecretFile : undefined);
   const secret = secretFile === undefined ? undefined : secretFromEnvFile(await readTextFile(secretFile), secretFile);

@@ -17,6 +17,8 @@ export const localCluster = {
   peerPortBase: 7100,
   clientPortBase: 7200,
   adminPortBase: 7300,
+  /** ZooKeeper's usual port and the next two. */
+  zkPortBase: 2180,
   secretBytes: 32,
   /** How long the members may take to open their ports. */
   startTimeoutMs: 30_000,
@@ -85,6 +87,7 @@ function spawnMember(id: number, data: string, peers: string, secretFile: string
   const args = [
     'server', '--id', String(id), '--peers', peers, '--data', `${data}/member-${id}`,
     '--client-port', String(localCluster.clientPortBase + id), '--admin-port', String(localCluster.adminPortBase + id),
+    '--zk-port', String(localCluster.zkPortBase + id), '--zk-tick-ms', '2000',
     '--tick-ms', tickMs, '--cluster-secret-file', secretFile,
   ];
   const member: Member = {
@@ -143,7 +146,7 @@ async function stopMembers(members: readonly Member[]): Promise<void> {
 }
 
 function describeCluster(data: string): string {
-  const rows = memberIds().map((id) => `  member ${id}   peer ${localCluster.host}:${localCluster.peerPortBase + id}   client ${localCluster.host}:${localCluster.clientPortBase + id}   admin http://${localCluster.host}:${localCluster.adminPortBase + id}`);
+  const rows = memberIds().map((id) => `  member ${id}   peer ${localCluster.host}:${localCluster.peerPortBase + id}   client ${localCluster.host}:${localCluster.clientPortBase + id}   admin http://${localCluster.host}:${localCluster.adminPortBase + id}   zookeeper ${localCluster.host}:${localCluster.zkPortBase + id}`);
   const admin = `localhost:${localCluster.adminPortBase + 1}`;
   return [
     '',
@@ -157,6 +160,9 @@ function describeCluster(data: string): string {
     '  npx flotilla kv get greeting',
     '  npx flotilla kv scan --json',
     '  npx flotilla debug leader',
+    `  npx flotilla zk create /hello world && npx flotilla zk get /hello`,
+    `  zkCli.sh -server ${memberIds().map((id) => `${localCluster.host}:${localCluster.zkPortBase + id}`).join(',')}`,
+    `  echo srvr | nc ${localCluster.host} ${localCluster.zkPortBase + 1}`,
     '',
     'Ctrl-C stops all members; `npm start` again resumes from the data.',
     '',

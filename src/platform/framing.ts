@@ -46,6 +46,11 @@ export class FrameDecoder {
     return frames;
   }
 
+  /** The bytes buffered so far (not consumed). */
+  peek(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
   /** Bytes received but not yet part of a complete frame. */
   bufferedBytes(): number {
     return this.buffered;

@@ -48,6 +48,12 @@ export interface FramedHandlers {
   /** One complete frame body (a fresh copy). May call connection.close(). */
   onFrame(connection: FramedConnection, body: Buffer): void;
   onClose?(connection: FramedConnection): void;
+  /**
+   * Plain-text commands recognised as a connection's first four bytes (ZooKeeper's
+   * four-letter words, whose ASCII read as a length is no real frame's): the answer is
+   * written as text and the connection closed.
+   */
+  readonly rawWords?: { readonly words: ReadonlySet<string>; answer(word: string): string };
 }
 
 export interface FramedServerOptions extends FramedHandlers {
@@ -66,6 +72,8 @@ class SocketConnection implements FramedConnection {
   readonly remote: string;
   private readonly decoder: FrameDecoder;
   private open = true;
+  /** Whether the first four bytes were looked at (for rawWords). */
+  private preambleChecked = false;
 
   constructor(
     private readonly socket: Socket,
@@ -112,6 +120,7 @@ class SocketConnection implements FramedConnection {
   }
 
   private receive(chunk: Buffer): void {
+    if (!this.preambleChecked && this.handlers.rawWords !== undefined && this.answerRawWord(chunk)) return;
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -123,6 +132,22 @@ class SocketConnection implements FramedConnection {
       if (!this.open) return;
       this.handlers.onFrame(this, body);
     }
+  }
+
+  /** True if the connection's first bytes were a raw word (answered) or are still too few to tell. */
+  private answerRawWord(chunk: Buffer): boolean {
+    const buffered = this.decoder.bufferedBytes();
+    if (buffered + chunk.length < 4) {
+      this.decoder.push(chunk);
+      return true;
+    }
+    this.preambleChecked = true;
+    const head = Buffer.concat([this.decoder.peek(), chunk]).subarray(0, 4).toString('latin1');
+    const raw = this.handlers.rawWords!;
+    if (!raw.words.has(head)) return false;
+    this.open = false;
+    this.socket.end(raw.answer(head));
+    return true;
   }
 
   private closed(): void {
@@ -189,6 +214,7 @@ export class FramedServer {
     }
     const handlers: FramedHandlers = {
       onFrame: (connection, body) => this.options.onFrame(connection, body),
+      ...(this.options.rawWords === undefined ? {} : { rawWords: this.options.rawWords }),
       onClose: (connection) => {
         this.connections.delete(connection as SocketConnection);
         this.options.onClose?.(connection);

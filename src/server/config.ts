@@ -34,6 +34,12 @@ export interface ServerConfig {
   readonly requestTimeoutMs: number;
   /** 'read-index' (correct). The unsafe modes exist only for the tests that prove the checker catches them. */
   readonly readMode: KvReadMode;
+  /** The ZooKeeper client port (default 2181; 0: the OS picks). */
+  readonly zkPort: number;
+  /** ZooKeeper's tickTime: session timeouts are clamped to 2..20 ticks. */
+  readonly zkTickMs: number;
+  /** A digest id ("user:base64(sha1(user:password))") that is a ZooKeeper superuser, if any. */
+  readonly zkSuperDigest: string | undefined;
 }
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -51,6 +57,10 @@ export const configLimits = {
   raftStateBytesMin: 1024,
   requestTimeoutMsDefault: 1000,
   requestTimeoutMsMax: 60_000,
+  zkPortDefault: 2181,
+  zkTickMsDefault: 2000,
+  zkTickMsMin: 10,
+  zkTickMsMax: 60_000,
 } as const;
 
 /** The env-file key that holds the cluster secret. */
@@ -73,6 +83,9 @@ export interface ConfigInput {
   raftStateBytesMax?: unknown;
   requestTimeoutMs?: unknown;
   readMode?: unknown;
+  zkPort?: unknown;
+  zkTickMs?: unknown;
+  zkSuperDigest?: unknown;
 }
 
 export class ConfigError extends Error {
@@ -81,7 +94,7 @@ export class ConfigError extends Error {
 
 const inputKeys: ReadonlySet<string> = new Set([
   'id', 'peers', 'dataDir', 'host', 'advertiseHost', 'peerPort', 'clientPort', 'adminPort', 'tickMs', 'clusterSecret', 'clusterSecretFile', 'logLevel',
-  'raftStateBytesMax', 'requestTimeoutMs', 'readMode',
+  'raftStateBytesMax', 'requestTimeoutMs', 'readMode', 'zkPort', 'zkTickMs', 'zkSuperDigest',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -125,6 +138,9 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     raftStateBytesMax: merged.raftStateBytesMax === undefined ? configLimits.raftStateBytesMaxDefault : integerIn(merged.raftStateBytesMax, 'raftStateBytesMax', configLimits.raftStateBytesMin, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: merged.requestTimeoutMs === undefined ? configLimits.requestTimeoutMsDefault : integerIn(merged.requestTimeoutMs, 'requestTimeoutMs', 1, configLimits.requestTimeoutMsMax),
     readMode: readMode(merged.readMode),
+    zkPort: merged.zkPort === undefined ? configLimits.zkPortDefault : port(merged.zkPort, 'zkPort'),
+    zkTickMs: merged.zkTickMs === undefined ? configLimits.zkTickMsDefault : integerIn(merged.zkTickMs, 'zkTickMs', configLimits.zkTickMsMin, configLimits.zkTickMsMax),
+    zkSuperDigest: superDigest(merged.zkSuperDigest),
   };
 }
 
@@ -132,6 +148,12 @@ function integerIn(raw: unknown, what: string, min: number, max: number): number
   const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new ConfigError(`${what}: ${JSON.stringify(raw)} is not an integer from ${min} to ${max}`);
   return value;
+}
+
+function superDigest(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || raw.split(':').length !== 2) throw new ConfigError(`zkSuperDigest: ${JSON.stringify(raw)} is not "user:base64hash"`);
+  return raw;
 }
 
 function readMode(raw: unknown): KvReadMode {
@@ -201,6 +223,8 @@ export function describeConfig(config: ServerConfig): object {
     raftStateBytesMax: config.raftStateBytesMax,
     requestTimeoutMs: config.requestTimeoutMs,
     readMode: config.readMode,
+    zkPort: config.zkPort,
+    zkTickMs: config.zkTickMs,
   };
 }
 

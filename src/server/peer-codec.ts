@@ -18,38 +18,83 @@ export interface MemberInfo {
   readonly admin: Address;
 }
 
-export type PeerMessage = Message | MemberInfo;
+/** A ZooKeeper command a follower hands to the leader to propose (zk/service.ts). */
+export interface ZkForward {
+  readonly type: 'ZkForward';
+  readonly from: NodeId;
+  readonly command: Uint8Array;
+}
+
+/** ZooKeeper sessions a follower heard from since its last report (zk/session-tracker.ts). */
+export interface ZkTouch {
+  readonly type: 'ZkTouch';
+  readonly from: NodeId;
+  readonly sessions: readonly number[];
+}
+
+export type PeerMessage = Message | MemberInfo | ZkForward | ZkTouch;
 
 /** The group id of member-level messages; Raft groups use ids from 1. */
 export const MEMBER_GROUP_ID = 0;
 export const RAFT_GROUP_ID = 1;
+/** The ZooKeeper service's own Raft group, and its forwarded commands and session reports. */
+export const ZK_RAFT_GROUP_ID = 2;
+export const ZK_SERVICE_GROUP_ID = 3;
 const MEMBER_INFO_TAG = 0xf1;
+const ZK_FORWARD_TAG = 0xf2;
+const ZK_TOUCH_TAG = 0xf3;
+/** Session ids in one report; a follower has at most that many connections. */
+const TOUCHES_MAX = 1 << 16;
 const HOST_CHARS_MAX = 255;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
-  if (message.type !== 'MemberInfo') return encodeMessage(message);
-  const body = packr.pack({ from: message.from, client: message.client, admin: message.admin });
+  switch (message.type) {
+    case 'MemberInfo':
+      return tagged(MEMBER_INFO_TAG, { from: message.from, client: message.client, admin: message.admin });
+    case 'ZkForward':
+      return tagged(ZK_FORWARD_TAG, { from: message.from, command: message.command });
+    case 'ZkTouch':
+      return tagged(ZK_TOUCH_TAG, { from: message.from, sessions: message.sessions });
+    default:
+      return encodeMessage(message);
+  }
+}
+
+function tagged(tag: number, fields: object): Uint8Array {
+  const body = packr.pack(fields);
   const out = new Uint8Array(body.length + 1);
-  out[0] = MEMBER_INFO_TAG;
+  out[0] = tag;
   out.set(body, 1);
   return out;
 }
 
 export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
   if (bytes[0] === WIRE_VERSION) return decodeMessage(bytes);
-  if (bytes[0] !== MEMBER_INFO_TAG) throw new DecodeError(`unknown peer message tag ${bytes[0]}`);
+  const tag = bytes[0];
+  const name = tag === MEMBER_INFO_TAG ? 'MemberInfo' : tag === ZK_FORWARD_TAG ? 'ZkForward' : tag === ZK_TOUCH_TAG ? 'ZkTouch' : undefined;
+  if (name === undefined) throw new DecodeError(`unknown peer message tag ${tag}`);
   let raw: unknown;
   try {
     raw = packr.unpack(bytes.subarray(1));
   } catch (error) {
-    throw new DecodeError(`malformed MemberInfo: ${(error as Error).message}`);
+    throw new DecodeError(`malformed ${name}: ${(error as Error).message}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DecodeError('MemberInfo is not a map');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DecodeError(`${name} is not a map`);
   const m = raw as Record<string, unknown>;
   const from = m['from'];
-  if (typeof from !== 'number' || !Number.isInteger(from) || from < 1 || from > 0xffff_ffff) throw new DecodeError('MemberInfo.from is not a member id');
+  if (typeof from !== 'number' || !Number.isInteger(from) || from < 1 || from > 0xffff_ffff) throw new DecodeError(`${name}.from is not a member id`);
+  if (tag === ZK_FORWARD_TAG) {
+    const command = m['command'];
+    if (!(command instanceof Uint8Array)) throw new DecodeError('ZkForward.command is not bytes');
+    return { type: 'ZkForward', from: nodeId(from), command };
+  }
+  if (tag === ZK_TOUCH_TAG) {
+    const sessions = m['sessions'];
+    if (!Array.isArray(sessions) || sessions.length > TOUCHES_MAX || !sessions.every((id) => typeof id === 'number' && Number.isSafeInteger(id))) throw new DecodeError('ZkTouch.sessions is not a list of session ids');
+    return { type: 'ZkTouch', from: nodeId(from), sessions: sessions as number[] };
+  }
   return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin') };
 }
 

@@ -14,6 +14,10 @@ import type { Ready } from '../raft/core.js';
 import { describeRecoveryEvent } from '../storage/errors.js';
 import type { Replica } from '../runtime/replica.js';
 import { KvService } from '../kv/index.js';
+import { ZkService } from '../zk/service.js';
+import { ZkFrontEnd } from '../zk/front-end.js';
+import { fourLetterWords } from '../zk/four-letter.js';
+import { hostEnvironment, randomBytesArray, sha1, wallClockMs } from '../platform/zk-host.js';
 import type { RaftNode } from '../runtime/node.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { PeerTransport } from '../platform/peer-transport.js';
@@ -25,8 +29,8 @@ import { adminApp } from './admin.js';
 import { ClientHandler } from './client-handler.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
-import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
-import { GROUP_DIR, ServerStorage } from './storage.js';
+import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, ZK_RAFT_GROUP_ID, ZK_SERVICE_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
+import { GROUP_DIR, ServerStorage, ZK_GROUP_DIR } from './storage.js';
 
 export const serverLimits = {
   /** How often a member re-announces its client and admin addresses to its peers. */
@@ -36,12 +40,19 @@ export const serverLimits = {
   clientConnectionsMax: 1024,
   /** A client connection silent for this long is closed (clients reconnect on demand). */
   clientIdleTimeoutMs: 10 * 60 * 1000,
+  /** ZooKeeper's jute.maxbuffer: the largest frame on the ZooKeeper port (§1.1). */
+  zkFrameBytesMax: 0xfffff,
+  /** A ZooKeeper write or session change not applied within this long closes the client's connection. */
+  zkRequestTimeoutMsMin: 5000,
+  /** A member without a leader this long closes its ZooKeeper connections, so clients move on. */
+  zkLeaderlessCloseMs: 2000,
 } as const;
 
 export interface ServerAddresses {
   readonly peer: Address;
   readonly client: Address;
   readonly admin: Address;
+  readonly zk: Address;
 }
 
 interface Parts {
@@ -51,6 +62,10 @@ interface Parts {
   replica: Replica;
   clientPort: FramedServer;
   admin: HttpAdminServer;
+  zkStorage: ServerStorage;
+  zk: ZkService;
+  zkFront: ZkFrontEnd;
+  zkPort: FramedServer;
 }
 
 export class FlotillaServer {
@@ -93,7 +108,10 @@ export class FlotillaServer {
     const late: { server?: FlotillaServer } = {};
     const { storage, events } = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms));
     for (const event of events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
-    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer } = {};
+    const zkRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ZK_GROUP_DIR);
+    for (const event of zkRecovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
+    const zkStorage = zkRecovered.storage;
+    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer; zk?: ZkService; zkPort?: FramedServer } = {};
     try {
       opened.transport = await startTransport(config, logger, (from, group, message) => late.server?.stepPeer(from, group, message));
       opened.kv = await openKv(config, logger, clock, storage, opened.transport, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
@@ -110,8 +128,32 @@ export class FlotillaServer {
         onClose: (connection) => late.server?.handler.onClose(connection),
       });
       const clientPort = opened.clientPort;
+      opened.zk = await openZk(config, logger, clock, zkStorage, opened.transport, (error) => late.server?.fail(error));
+      const zk = opened.zk;
+      const zkFront = new ZkFrontEnd(
+        zk,
+        {
+          sha1,
+          ...(config.zkSuperDigest === undefined ? {} : { superDigest: config.zkSuperDigest }),
+          conf: () => late.server?.zkConf() ?? [],
+          environment: hostEnvironment,
+          log: (fields, message) => logger.warn(fields, message),
+        },
+        () => clock.nowMs(),
+      );
+      opened.zkPort = await FramedServer.start({
+        host: config.host,
+        port: config.zkPort,
+        name: 'zookeeper',
+        logger,
+        limits: { frameBytesMax: serverLimits.zkFrameBytesMax, connectionsMax: serverLimits.clientConnectionsMax, idleTimeoutMs: serverLimits.clientIdleTimeoutMs },
+        rawWords: { words: fourLetterWords, answer: (word) => zkFront.fourLetterWord(word) },
+        onFrame: (connection, body) => zkFront.onFrame(connection, body),
+        onClose: (connection) => zkFront.onClose(connection),
+      });
+      const zkPort = opened.zkPort;
       const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
-      const server = new FlotillaServer(config, logger, clock, { storage, transport: opened.transport, kv, replica, clientPort, admin });
+      const server = new FlotillaServer(config, logger, clock, { storage, transport: opened.transport, kv, replica, clientPort, admin, zkStorage, zk, zkFront, zkPort });
       const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render() });
       late.server = server;
       server.registerSelf();
@@ -119,9 +161,12 @@ export class FlotillaServer {
       return server;
     } catch (error) {
       opened.kv?.stop();
+      opened.zk?.stop();
+      await opened.zkPort?.close();
       await opened.clientPort?.close();
       await opened.transport?.close();
       await storage.close();
+      await zkStorage.close();
       throw error;
     }
   }
@@ -132,7 +177,27 @@ export class FlotillaServer {
       peer: advertised(this.parts.transport.address()),
       client: advertised(this.parts.clientPort.address()),
       admin: advertised(this.parts.admin.address()),
+      zk: advertised(this.parts.zkPort.address()),
     };
+  }
+
+  /** `conf`'s lines (§2.11). */
+  zkConf(): [string, string | number][] {
+    const tick = this.config.zkTickMs;
+    return [
+      ['clientPort', this.parts.zkPort.address().port],
+      ['secureClientPort', -1],
+      ['dataDir', `${this.config.dataDir}/${ZK_GROUP_DIR}`],
+      ['dataDirSize', this.parts.zkStorage.sizeBytes()],
+      ['dataLogDir', `${this.config.dataDir}/${ZK_GROUP_DIR}`],
+      ['dataLogSize', this.parts.zkStorage.sizeBytes()],
+      ['tickTime', tick],
+      ['maxClientCnxns', serverLimits.clientConnectionsMax],
+      ['minSessionTimeout', 2 * tick],
+      ['maxSessionTimeout', 20 * tick],
+      ['clientPortListenBacklog', -1],
+      ['serverId', this.config.id],
+    ];
   }
 
   /** Stops taking requests, stops the node, waits for the fsync in flight, closes every port. */
@@ -143,9 +208,14 @@ export class FlotillaServer {
     this.infoTimer?.cancel();
     this.handler.stopAccepting();
     this.parts.clientPort.stopAccepting();
+    this.parts.zkFront.stopAccepting();
+    this.parts.zkPort.stopAccepting();
     this.parts.kv.stop();
+    this.parts.zk.stop();
     await this.parts.storage.close();
+    await this.parts.zkStorage.close();
     await this.parts.clientPort.close();
+    await this.parts.zkPort.close();
     await this.parts.transport.close();
     await this.parts.admin.close();
     this.logger.info({ exitCode }, 'stopped');
@@ -173,8 +243,24 @@ export class FlotillaServer {
       snapshotBytes: await directoryBytes(`${this.config.dataDir}/${GROUP_DIR}/snap`),
       pendingProposals: this.parts.replica.pendingCount(),
       clientConnections: this.parts.clientPort.connectionCount(),
-      addresses: { peer: formatAddress(addresses.peer), client: formatAddress(addresses.client), admin: formatAddress(addresses.admin) },
+      addresses: { peer: formatAddress(addresses.peer), client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) },
       peers,
+      zk: this.describeZk(),
+    };
+  }
+
+  private describeZk(): object {
+    const zk = this.parts.zk;
+    const status = zk.replica.raft.status();
+    return {
+      role: status.role,
+      leader: status.leader,
+      term: status.term,
+      lastZxid: zk.machine.lastZxid,
+      znodes: zk.machine.tree.nodeCount,
+      sessions: [...zk.machine.sessions()].length,
+      connections: this.parts.zkFront.connectionCount(),
+      logBytes: this.parts.zkStorage.sizeBytes(),
     };
   }
 
@@ -192,10 +278,17 @@ export class FlotillaServer {
       if (known === undefined || formatAddress(known.client) !== formatAddress(message.client)) this.sendInfo(from);
       return;
     }
-    if (group !== RAFT_GROUP_ID || message.from !== from || message.to !== this.config.id) {
-      return this.dropPeerMessage(from, group, `Raft message from ${message.from} to ${message.to}`);
+    if (message.type === 'ZkForward' || message.type === 'ZkTouch') {
+      if (group !== ZK_SERVICE_GROUP_ID || message.from !== from) return this.dropPeerMessage(from, group, `${message.type} from the wrong group or sender`);
+      if (message.type === 'ZkForward') this.parts.zk.proposeForwarded(message.command);
+      else this.parts.zk.touchedElsewhere(message.sessions);
+      return;
     }
-    this.parts.replica.raft.receive(message);
+    if ((group !== RAFT_GROUP_ID && group !== ZK_RAFT_GROUP_ID) || message.from !== from || message.to !== this.config.id) {
+      return this.dropPeerMessage(from, group, `Raft message from ${message.from} to ${message.to} in group ${group}`);
+    }
+    if (group === ZK_RAFT_GROUP_ID) this.parts.zk.replica.raft.receive(message);
+    else this.parts.replica.raft.receive(message);
   }
 
   private dropPeerMessage(from: NodeId, group: number, what: string): void {
@@ -220,6 +313,7 @@ export class FlotillaServer {
   /** Tells every peer our client and admin addresses, now and every memberInfoIntervalMs. */
   private announce(): void {
     if (this.stopping) return;
+    if (this.parts.zk.leaderlessFor(serverLimits.zkLeaderlessCloseMs)) this.parts.zkFront.closeAll('this member has no leader; the client should try another');
     for (const id of this.config.members.keys()) if (id !== this.config.id) this.sendInfo(id);
     this.infoTimer = this.clock.setTimer(serverLimits.memberInfoIntervalMs, () => this.announce());
   }
@@ -248,6 +342,28 @@ function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: 
     decode: decodePeerMessage,
     onMessage,
     logger,
+  });
+}
+
+function openZk(config: ServerConfig, logger: Logger, clock: Clock, storage: ServerStorage, transport: PeerTransport<PeerMessage>, onFatal: (error: unknown) => void): Promise<ZkService> {
+  return ZkService.open({
+    config: { id: config.id, voters: [...config.members.keys()], ...defaultTiming, noopOnElection: true },
+    prng: new Prng(randomSeed()),
+    clock,
+    tickMs: config.tickMs,
+    transport: transport.group(ZK_RAFT_GROUP_ID),
+    storage,
+    onFatal,
+    raftStateBytesMax: config.raftStateBytesMax,
+    tickTimeMs: config.zkTickMs,
+    requestTimeoutMs: Math.max(config.requestTimeoutMs, serverLimits.zkRequestTimeoutMsMin),
+    wallClockMs,
+    randomBytes: randomBytesArray,
+    forward: (leader, command) => transport.send(leader, ZK_SERVICE_GROUP_ID, { type: 'ZkForward', from: config.id, command }),
+    reportTouches: (leader, sessions) => transport.send(leader, ZK_SERVICE_GROUP_ID, { type: 'ZkTouch', from: config.id, sessions }),
+  }).then((zk) => {
+    logger.info({ lastZxid: zk.machine.lastZxid, znodes: zk.machine.tree.nodeCount }, 'zookeeper service recovered');
+    return zk;
   });
 }
 

@@ -9,8 +9,9 @@ import type { RecoveryEvent } from '../storage/errors.js';
 import type { PersistedState, RaftStorage, StorageUpdate } from '../runtime/storage.js';
 import { WalStorage } from '../runtime/wal-storage.js';
 
-/** Where the Raft group's log and snapshots live under the data directory. */
+/** Where the Raft groups' logs and snapshots live under the data directory: key/value, ZooKeeper. */
 export const GROUP_DIR = 'group-1';
+export const ZK_GROUP_DIR = 'group-2';
 
 export class ServerStorage implements RaftStorage {
   private recovered: PersistedState | undefined;
@@ -26,8 +27,8 @@ export class ServerStorage implements RaftStorage {
   }
 
   /** Recovers the log. Throws StorageError (naming file and offset) if it is damaged. */
-  static async recover(disk: Disk, clock: Clock, onSaved: (durationMs: number) => void): Promise<{ storage: ServerStorage; events: readonly RecoveryEvent[] }> {
-    const wal = new WalStorage(disk, GROUP_DIR);
+  static async recover(disk: Disk, clock: Clock, onSaved: (durationMs: number) => void, dir = GROUP_DIR): Promise<{ storage: ServerStorage; events: readonly RecoveryEvent[] }> {
+    const wal = new WalStorage(disk, dir);
     const state = await wal.load();
     return { storage: new ServerStorage(wal, state, clock, onSaved), events: wal.recoveryEvents };
   }

@@ -55,6 +55,8 @@ export interface Ports {
   peer: number;
   client: number;
   admin: number;
+  /** The ZooKeeper port. */
+  zk: number;
 }
 
 export interface LogEntry {
@@ -143,17 +145,25 @@ export class TestCluster {
 
   /** Creates the data root and the secret; registers the cleanup with `t`. Starts nothing. */
   static async create(t: TestContext, size: number): Promise<TestCluster> {
+    const cluster = await TestCluster.createDetached(size);
+    t.after(() => cluster.dispose());
+    return cluster;
+  }
+
+  /** Like create(), for callers that clean up themselves with dispose(). */
+  static async createDetached(size: number): Promise<TestCluster> {
     const root = await mkdtemp(join(tmpdir(), 'flotilla-server-'));
     const secretFile = join(root, 'cluster.env');
     await writeFile(secretFile, 'FLOTILLA_CLUSTER_SECRET=process-test-secret-0123456789\n', { mode: 0o600 });
     const ids = Array.from({ length: size }, (_, i) => i + 1);
     const ports = await freePorts(size);
-    const cluster = new TestCluster(root, ids, new Map(ids.map((id, i) => [id, ports[i]!])), secretFile);
-    t.after(async () => {
-      await cluster.killAll();
-      await rm(root, { recursive: true, force: true });
-    });
-    return cluster;
+    return new TestCluster(root, ids, new Map(ids.map((id, i) => [id, ports[i]!])), secretFile);
+  }
+
+  /** Kills every member and removes the data root. */
+  async dispose(): Promise<void> {
+    await this.killAll();
+    await rm(this.root, { recursive: true, force: true });
   }
 
   static async start(t: TestContext, size = 3): Promise<TestCluster> {
@@ -172,7 +182,7 @@ export class TestCluster {
     const peers = this.ids.map((other) => `${other}=127.0.0.1:${other === id ? this.peerPorts.get(id) : this.dialPort(id, other)}`).join(',');
     const args = [
       'server', '--id', String(id), '--peers', peers, '--data', dataDir, '--tick-ms', String(TICK_MS),
-      '--client-port', String(previous?.client ?? 0), '--admin-port', String(previous?.admin ?? 0),
+      '--client-port', String(previous?.client ?? 0), '--admin-port', String(previous?.admin ?? 0), '--zk-port', String(previous?.zk ?? 0),
       '--cluster-secret-file', this.secretFile, ...this.extraArgs,
     ];
     const member = new MemberProcess(id, args);
