@@ -2,13 +2,13 @@
 // ZooKeeper workload of ZooKeeper's own GenerateLoad (../shared/reference/zookeeper.md
 // §6.2) — every client owns one znode and keeps `window` requests outstanding, 1 KiB values
 // — run against a real Apache ZooKeeper 3.8 (standalone, Debian's package, the baseline)
-// and against Flotilla (three `flotilla server` processes, clients spread over the members),
+// and against Flotilla (one member, the like-for-like case, and three `flotilla server`
+// processes with the clients spread over the members),
 // on this machine in the same run. The same client drives both: node-zookeeper-client.
 // Printed as ops/s and as the ratio Flotilla / ZooKeeper (STYLE.md 19), saved as JSON.
 //
-// The comparison is not like for like in Flotilla's favour: the ZooKeeper baseline is one
-// server fsyncing its own log; Flotilla replicates every write to a quorum of three
-// processes (each fsyncing) on the same two cores.
+// Three Flotilla members replicate every write to a quorum of processes that each fsync,
+// on the same two cores as the clients: compare the one-member column with ZooKeeper.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -121,19 +121,22 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     await real.stop();
   }
-  const cluster = await FlotillaZkCluster.start({ tickTimeMs: 2000 });
-  let flotilla: Result;
-  try {
-    flotilla = await measure('flotilla, 3 members', cluster.connectStrings(), options);
-  } finally {
-    await cluster.stop();
+  const flotilla: Result[] = [];
+  for (const size of [1, 3]) {
+    const cluster = await FlotillaZkCluster.start({ size, tickTimeMs: 2000 });
+    try {
+      flotilla.push(await measure(`flotilla, ${size} member${size === 1 ? '' : 's'}`, cluster.connectStrings(), options));
+    } finally {
+      await cluster.stop();
+    }
   }
   const rows: [string, keyof Omit<Result, 'target'>][] = [['create', 'create'], ['setData (100 % writes)', 'write'], ['getData (100 % reads)', 'read'], ['5 % writes', 'mixed']];
-  console.log(`${'phase'.padEnd(24)} ${'zookeeper ops/s'.padStart(16)} ${'flotilla ops/s'.padStart(15)} ${'ratio'.padStart(7)}`);
+  console.log(`${'ops/s'.padEnd(24)} ${'zookeeper'.padStart(10)} ${'flotilla×1'.padStart(11)} ${'ratio'.padStart(6)} ${'flotilla×3'.padStart(11)} ${'ratio'.padStart(6)}`);
   for (const [label, key] of rows) {
     const z = baseline[key];
-    const f = flotilla[key];
-    console.log(`${label.padEnd(24)} ${z.opsPerSecond.toFixed(0).padStart(16)} ${f.opsPerSecond.toFixed(0).padStart(15)} ${(f.opsPerSecond / z.opsPerSecond).toFixed(2).padStart(7)}${z.errors + f.errors > 0 ? `  (errors: zk ${z.errors}, flotilla ${f.errors})` : ''}`);
+    const cells = flotilla.map((f) => `${f[key].opsPerSecond.toFixed(0).padStart(11)} ${(f[key].opsPerSecond / z.opsPerSecond).toFixed(2).padStart(6)}`);
+    const errors = [z, ...flotilla.map((f) => f[key])].map((p) => p.errors);
+    console.log(`${label.padEnd(24)} ${z.opsPerSecond.toFixed(0).padStart(10)} ${cells.join(' ')}${errors.some((e) => e > 0) ? `  (errors: ${errors.join('/')})` : ''}`);
   }
   await mkdir(dirname(options.out), { recursive: true });
   await writeFile(options.out, JSON.stringify({ options, baseline, flotilla }, null, 2));
