@@ -8,6 +8,7 @@ import { registerSim } from './sim.js';
 import { registerServer } from './server.js';
 import { registerStart } from './start.js';
 import { registerKv } from './kv.js';
+import { registerZk } from './zk.js';
 
 const program = new Command('flotilla')
   .description('Fault-tolerant distributed services on Raft')
@@ -19,5 +20,6 @@ registerSim(program);
 registerServer(program);
 registerStart(program);
 registerKv(program);
+registerZk(program);
 
 await program.parseAsync(argv());

@@ -3,6 +3,7 @@
 // for ctime/mtime, and the facts `envi` reports.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { arch, hostname, platform, release, userInfo } from 'node:os';
 
 export function sha1(bytes: Uint8Array): Uint8Array {
@@ -30,4 +31,15 @@ export function hostEnvironment(): [string, string][] {
     ['user.dir', process.cwd()],
     ['process.pid', String(process.pid)],
   ];
+}
+
+/** Open and maximum file descriptors of this process (mntr), where /proc tells (Linux). */
+export function fileDescriptors(): { open: number; max: number } | undefined {
+  try {
+    const open = readdirSync('/proc/self/fd').length;
+    const limit = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return limit === null ? undefined : { open, max: Number(limit[1]) };
+  } catch {
+    return undefined;
+  }
 }

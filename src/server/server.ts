@@ -17,7 +17,7 @@ import { KvService } from '../kv/index.js';
 import { ZkService } from '../zk/service.js';
 import { ZkFrontEnd } from '../zk/front-end.js';
 import { fourLetterWords } from '../zk/four-letter.js';
-import { hostEnvironment, randomBytesArray, sha1, wallClockMs } from '../platform/zk-host.js';
+import { fileDescriptors, hostEnvironment, randomBytesArray, sha1, wallClockMs } from '../platform/zk-host.js';
 import type { RaftNode } from '../runtime/node.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { PeerTransport } from '../platform/peer-transport.js';
@@ -137,6 +137,13 @@ export class FlotillaServer {
           ...(config.zkSuperDigest === undefined ? {} : { superDigest: config.zkSuperDigest }),
           conf: () => late.server?.zkConf() ?? [],
           environment: hostEnvironment,
+          fileDescriptors,
+          followers: () => {
+            if (zk.replica.raft.isStopped() || zk.replica.raft.status().role !== 'leader') return undefined;
+            const progress = [...zk.replica.raft.core.describeProgress()].filter(([id]) => id !== config.id);
+            const applied = zk.replica.raft.status().commit;
+            return { followers: progress.length, synced: progress.filter(([, text]) => text.startsWith('replicate') && Number(/match=(\d+)/.exec(text)?.[1]) >= applied).length };
+          },
           log: (fields, message) => logger.warn(fields, message),
         },
         () => clock.nowMs(),

@@ -6,10 +6,12 @@
 
 import { claimedVersion } from './constants.js';
 
-export const fourLetterWords: ReadonlySet<string> = new Set(['ruok', 'srvr', 'stat', 'mntr', 'conf', 'envi', 'isro']);
+export const fourLetterWords: ReadonlySet<string> = new Set(['ruok', 'srvr', 'stat', 'mntr', 'conf', 'envi', 'isro', 'cons', 'wchs', 'wchp', 'wchc']);
 
 export interface ConnectionSummary {
   readonly remote: string;
+  /** 0 before the session is established. */
+  readonly sessionId: number;
   readonly queued: number;
   readonly received: number;
   readonly sent: number;
@@ -24,6 +26,8 @@ export interface ServerFacts {
   readonly approximateDataSize: number;
   readonly watchCount: number;
   readonly watchedPaths: number;
+  /** path → sessions watching it. */
+  readonly watches: ReadonlyMap<string, ReadonlySet<number>>;
   readonly latency: { readonly min: number; readonly avg: number; readonly max: number };
   readonly received: number;
   readonly sent: number;
@@ -33,6 +37,8 @@ export interface ServerFacts {
   readonly conf: readonly (readonly [string, string | number])[];
   /** `envi` lines after zookeeper.version, in order. */
   readonly environment: readonly (readonly [string, string])[];
+  /** Open and maximum file descriptors, where the host can tell. */
+  readonly fileDescriptors: { readonly open: number; readonly max: number } | undefined;
   /** Followers, when leading. */
   readonly followers: number | undefined;
   readonly syncedFollowers: number | undefined;
@@ -56,6 +62,31 @@ export function answerFourLetterWord(word: string, facts: () => ServerFacts): st
       return facts()
         .conf.map(([key, value]) => `${key}=${value}\n`)
         .join('');
+    case 'cons':
+      return (
+        facts()
+          .connections.map((c) => ` /${c.remote}[1](queued=${c.queued},recved=${c.received},sent=${c.sent}${c.sessionId === 0 ? '' : `,sid=${sessionHex(c.sessionId)}`})\n`)
+          .join('') + '\n'
+      );
+    case 'wchs': {
+      const f = facts();
+      const watching = new Set<number>();
+      for (const sessions of f.watches.values()) for (const id of sessions) watching.add(id);
+      return `${watching.size} connections watching ${f.watchedPaths} paths\nTotal watches:${f.watchCount}\n`;
+    }
+    case 'wchp':
+      return [...facts().watches].map(([path, sessions]) => `${path}\n${[...sessions].map((id) => `\t${sessionHex(id)}\n`).join('')}`).join('');
+    case 'wchc': {
+      const bySession = new Map<number, string[]>();
+      for (const [path, sessions] of facts().watches) {
+        for (const id of sessions) {
+          let paths = bySession.get(id);
+          if (paths === undefined) bySession.set(id, (paths = []));
+          paths.push(path);
+        }
+      }
+      return [...bySession].map(([id, paths]) => `${sessionHex(id)}\n${paths.map((path) => `\t${path}\n`).join('')}`).join('');
+    }
     case 'envi':
       return ['Environment:', `zookeeper.version=${claimedVersion}, built on flotilla`, ...facts().environment.map(([key, value]) => `${key}=${value}`)].join('\n') + '\n';
     default:
@@ -65,7 +96,7 @@ export function answerFourLetterWord(word: string, facts: () => ServerFacts): st
 
 function summary(f: ServerFacts): string[] {
   return [
-    `Latency min/avg/max: ${f.latency.min}/${round4(f.latency.avg)}/${f.latency.max}`,
+    `Latency min/avg/max: ${f.latency.min}/${javaDouble(round4(f.latency.avg))}/${f.latency.max}`,
     `Received: ${f.received}`,
     `Sent: ${f.sent}`,
     `Connections: ${f.connections.length}`,
@@ -89,7 +120,7 @@ function mntr(f: ServerFacts): string {
   const lines: [string, string | number][] = [
     ['zk_version', `${claimedVersion}, built on flotilla`],
     ['zk_server_state', f.mode],
-    ['zk_avg_latency', round4(f.latency.avg)],
+    ['zk_avg_latency', javaDouble(round4(f.latency.avg))],
     ['zk_max_latency', f.latency.max],
     ['zk_min_latency', f.latency.min],
     ['zk_packets_received', f.received],
@@ -101,11 +132,25 @@ function mntr(f: ServerFacts): string {
     ['zk_ephemerals_count', f.ephemeralsCount],
     ['zk_approximate_data_size', f.approximateDataSize],
   ];
+  if (f.fileDescriptors !== undefined) lines.push(['zk_open_file_descriptor_count', f.fileDescriptors.open], ['zk_max_file_descriptor_count', f.fileDescriptors.max]);
   if (f.followers !== undefined) lines.push(['zk_followers', f.followers]);
   if (f.syncedFollowers !== undefined) lines.push(['zk_synced_followers', f.syncedFollowers], ['zk_pending_syncs', 0]);
   return lines.map(([key, value]) => `${key}\t${value}\n`).join('');
 }
 
+function sessionHex(id: number): string {
+  return `0x${id.toString(16)}`;
+}
+
 function round4(value: number): number {
   return Math.round(value * 10000) / 10000;
+}
+
+/**
+ * A double as Java's Double.toString prints it in ZooKeeper's srvr/mntr: always with a
+ * fraction ("0.0", "12.0", "3.6667"), so parsers that expect a decimal number read ours too
+ * (JavaScript prints 0 as "0"; found by test/zk/four-letter.test.ts).
+ */
+function javaDouble(value: number): string {
+  return Number.isInteger(value) ? value.toFixed(1) : String(value);
 }

@@ -57,6 +57,7 @@ export interface ZkFrontEndOptions {
   readonly conf: () => readonly (readonly [string, string | number])[];
   readonly environment: () => readonly (readonly [string, string])[];
   readonly followers?: () => { followers: number; synced: number } | undefined;
+  readonly fileDescriptors?: () => { open: number; max: number } | undefined;
   readonly log?: (fields: object, message: string) => void;
 }
 
@@ -161,6 +162,7 @@ export class ZkFrontEnd {
       approximateDataSize: tree.approximateDataSize,
       watchCount: watchCounts.watches,
       watchedPaths: watchCounts.paths,
+      watches: service.watches.byPath(),
       latency: { min: s.latencyCount === 0 ? 0 : Math.round(s.latencyMin), avg: s.latencyCount === 0 ? 0 : s.latencySum / s.latencyCount, max: Math.round(s.latencyMax) },
       received: s.received,
       sent: s.sent,
@@ -168,6 +170,7 @@ export class ZkFrontEnd {
       connections,
       conf: this.options.conf(),
       environment: this.options.environment(),
+      fileDescriptors: this.options.fileDescriptors?.(),
       followers: followers?.followers,
       syncedFollowers: followers?.synced,
     };
@@ -210,7 +213,7 @@ class ZkConnection implements Watcher {
   }
 
   summary(): ConnectionSummary {
-    return { remote: this.port.remote, queued: this.queue.length, received: this.received, sent: this.sent };
+    return { remote: this.port.remote, sessionId: this.sessionId, queued: this.queue.length, received: this.received, sent: this.sent };
   }
 
   receive(body: Uint8Array): void {
@@ -241,6 +244,10 @@ class ZkConnection implements Watcher {
     this.front.service.watches.removeWatcher(this);
     if (this.sessionId !== 0 && this.front.bySession.get(this.sessionId) === this) this.front.bySession.delete(this.sessionId);
     this.queue.length = 0;
+  }
+
+  get watcherSessionId(): number {
+    return this.sessionId;
   }
 
   notify(type: EventTypeCode, path: string): void {
@@ -332,8 +339,12 @@ class ZkConnection implements Watcher {
       case 'check':
       case 'unimplemented': {
         // Standalone check hangs 3.8.0 and is UNIMPLEMENTED on master; we answer like master.
-        const slot = this.enqueue(xid, this.errorReply(xid, Err.unimplemented));
+        // The slot is marked closeAfter before its reply is set: enqueue() pumps a slot that
+        // already has its reply, which would send it (and forget the close) at once. ZooKeeper
+        // closes the connection after UNIMPLEMENTED (found by test/zk/differential.test.ts).
+        const slot = this.enqueue(xid, undefined);
         slot.closeAfter = true;
+        slot.reply = this.errorReply(xid, Err.unimplemented);
         return this.pump();
       }
       case 'closeSession':
@@ -581,7 +592,10 @@ function toWriteOp(op: MultiOp | Extract<Request, { type: 'setACL' }>): WriteOp 
 function toMultiResult(result: WriteResult): MultiResult {
   switch (result.op) {
     case 'create':
-      return { type: 'create', path: result.path, stat: result.withStat ? result.stat : undefined };
+      // ZooKeeper 3.8 turns every create sub-op (create2 included) into Op.create, so its
+      // result is a plain CreateResponse (type 1, path only), never Create2Response (found by
+      // test/zk/differential.test.ts; MultiOperationRecord, Op.create).
+      return { type: 'create', path: result.path, stat: undefined };
     case 'delete':
       return { type: 'delete' };
     case 'check':

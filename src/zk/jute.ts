@@ -67,7 +67,9 @@ export class JuteReader {
     if (length === -1) return null;
     if (length < -1) throw new JuteError(`${what} has negative length ${length}`);
     this.need(length, what);
-    const out = this.bytes.slice(this.offset, this.offset + length);
+    // A copy, and a plain Uint8Array even when the frame is a Node Buffer (whose slice()
+    // is a view that would keep the whole frame alive in the tree).
+    const out = Uint8Array.prototype.slice.call(this.bytes, this.offset, this.offset + length);
     this.offset += length;
     return out;
   }

@@ -35,8 +35,8 @@ export function decodeConnectRequest(body: Uint8Array): ConnectRequest {
   const timeOut = r.int('ConnectRequest.timeOut');
   const sessionId = r.long('ConnectRequest.sessionId');
   const passwd = r.buffer('ConnectRequest.passwd') ?? new Uint8Array(0);
+  // Bytes after readOnly are ignored, as ZooKeeper 3.8 does (records only ever grow at the end).
   const readOnly = r.remaining > 0 ? r.bool('ConnectRequest.readOnly') : undefined;
-  if (r.remaining !== 0) throw new JuteError(`ConnectRequest has ${r.remaining} trailing bytes`);
   return { protocolVersion, lastZxidSeen, timeOut, sessionId, passwd, readOnly };
 }
 

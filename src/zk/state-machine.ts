@@ -168,6 +168,10 @@ export class ZkStateMachine implements ReplicatedService {
     const session = this.sessionTable.get(command.sessionId);
     if (session === undefined) return refused(Err.sessionExpired);
     if (!equalBytes(session.passwd, command.passwd)) return refused(Err.authFailed);
+    // Owners are unique per connection, so an attach naming the current owner is a duplicate
+    // of one already applied (the transport may duplicate a forward): it must not reset
+    // lastSeq, or a duplicated write would apply twice (found by the simulator, seed 460).
+    if (session.owner === command.owner) return { result: sessionResult(session), triggers: [] };
     const attached: SessionRecord = { ...session, owner: command.owner, lastSeq: 0 };
     this.sessionTable.set(session.sessionId, attached);
     return { result: sessionResult(attached), triggers: [] };
@@ -225,7 +229,10 @@ export class ZkStateMachine implements ReplicatedService {
       assert(!this.sessionTable.has(session.sessionId), `a snapshot holds session ${session.sessionId} once`);
       this.sessionTable.set(session.sessionId, session);
     }
-    this.applied = index;
+    // The zxid of the state is the last command's index, which the snapshot holds; the
+    // runtime's index may be a later no-op, which other members (that applied the same
+    // commands) do not count (found by the simulator, seed 72).
+    this.applied = decoded.zxid;
     this.options.onRestore?.();
   }
 }

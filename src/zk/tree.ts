@@ -81,6 +81,11 @@ export const openAclUnsafe: readonly Acl[] = [{ perms: Perm.all, id: anyone }];
 export const readAclUnsafe: readonly Acl[] = [{ perms: Perm.read, id: anyone }];
 
 /** Nodes ZooKeeper creates itself and refuses to delete (DataTree.isSpecialPath). */
+/** ZooKeeper's first check of a create or delete path: it has a '/' and no NUL. */
+function hasParent(path: string): boolean {
+  return path.includes('/') && !path.includes('\0');
+}
+
 const systemPaths: ReadonlySet<string> = new Set(['/', '/zookeeper', '/zookeeper/quota', '/zookeeper/config']);
 
 /** The next version after `version`: signed 32-bit, skipping -1, which means "any" (ZOOKEEPER-4743). */
@@ -355,7 +360,10 @@ class Txn {
     if (op.flags >= CreateMode.container) return Err.unimplemented;
     const sequential = (op.flags & 2) !== 0;
     const ephemeral = (op.flags & 1) !== 0;
-    if (validatePath(op.path, sequential) !== undefined) return Err.badArguments;
+    // Only the shape needed to find the parent is checked first (validatePathForCreate);
+    // the whole path is validated after the parent and permission checks, so "/a//b" with
+    // no "/a/" is NONODE, as ZooKeeper answers (found by the differential tests).
+    if (!hasParent(op.path)) return Err.badArguments;
     const acl = validateAcl(op.acl, ids);
     if (acl === undefined) return Err.invalidAcl;
     const parentPath = parentOf(op.path);
@@ -390,7 +398,9 @@ class Txn {
 
   private delete(op: Extract<WriteOp, { op: 'delete' }>): WriteResult | number {
     const { ids, zxid } = this.context;
-    if (validatePath(op.path, false) !== undefined || systemPaths.has(op.path)) return Err.badArguments;
+    // getParentPathAndValidate: the shape needed to find the parent and the system paths;
+    // a malformed path whose parent exists is then simply absent (NONODE), as in ZooKeeper.
+    if (!hasParent(op.path) || systemPaths.has(op.path)) return Err.badArguments;
     const parentPath = parentOf(op.path);
     const parent = this.state.nodes.get(parentPath);
     if (parent === undefined) return Err.noNode;

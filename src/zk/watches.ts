@@ -15,6 +15,8 @@ import type { WatchTrigger } from './types.js';
 export interface Watcher {
   /** Delivers one notification; called synchronously while the change is applied. */
   notify(type: EventTypeCode, path: string): void;
+  /** The session of the watching connection, for the wchp/wchc reports. */
+  readonly watcherSessionId: number;
 }
 
 export class WatchManager {
@@ -58,6 +60,19 @@ export class WatchManager {
         return;
       }
     }
+  }
+
+  /** Every watched path with the sessions watching it (data and child watches together). */
+  byPath(): Map<string, Set<number>> {
+    const out = new Map<string, Set<number>>();
+    for (const table of [this.data, this.child]) {
+      for (const [path, watchers] of table) {
+        let sessions = out.get(path);
+        if (sessions === undefined) out.set(path, (sessions = new Set()));
+        for (const watcher of watchers) sessions.add(watcher.watcherSessionId);
+      }
+    }
+    return out;
   }
 
   /** Paths watched and total watches, for the four-letter words. */

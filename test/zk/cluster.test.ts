@@ -17,6 +17,13 @@ type Client = zookeeper.Client;
 
 function connectClient(connectString: string, sessionTimeout: number): Promise<Client> {
   const client = zookeeper.createClient(connectString, { sessionTimeout, spinDelay: 100 });
+  // node-zookeeper-client 1.1.3 never clears the partial frame it buffered when a connection
+  // dies (ConnectionManager.pendingBuffer), and reads it as the start of the next
+  // connection's handshake: a member killed mid-reply then crashes the client with a
+  // RangeError. Drop it when the connection is lost, as the library should.
+  client.on('disconnected', () => {
+    (client.connectionManager as unknown as { pendingBuffer: Buffer | null }).pendingBuffer = null;
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       client.close();

@@ -250,13 +250,18 @@ test('setACL: aversion + 1, data stats unchanged, no trigger', () => {
 
 // ---- error precedence (§2.3) ---------------------------------------------------------------
 
-test('create: flags, then path, then ACL, then parent, then CREATE permission', () => {
+test('create: flags, then the parent-finding shape, ACL, parent, CREATE permission, then the whole path', () => {
   const d = new Driver();
   d.ok(create('/locked', 0, [{ perms: Perm.read, id: anyone }]));
   d.ok(create('/locked/x'), [{ scheme: 'super', id: '' }]);
   for (const flags of [-1, 7, 9]) assert.equal(d.err(create('bad//path', flags, [])), Err.badArguments, `flags ${flags}`);
   for (const flags of [4, 5, 6]) assert.equal(d.err(create('bad//path', flags, [])), Err.unimplemented, `flags ${flags}`);
-  assert.equal(d.err(create('/a/', 0, [])), Err.badArguments, 'the path before the ACL');
+  assert.equal(d.err(create('no-slash', 0, [])), Err.badArguments, 'a path without "/" before the ACL');
+  assert.equal(d.err(create('/a\0b', 0, [])), Err.badArguments, 'a NUL before the ACL');
+  assert.equal(d.err(create('/a/', 0, [])), Err.invalidAcl, 'the ACL before the rest of the path (validatePathForCreate)');
+  assert.equal(d.err(create('/a/')), Err.noNode, 'the parent "/a" before the trailing slash');
+  assert.equal(d.err(create('/locked/.')), Err.noAuth, 'CREATE permission before the whole path');
+  assert.equal(d.err(create('/locked/.'), [{ scheme: 'super', id: '' }]), Err.badArguments, 'the whole path last, before NODEEXISTS');
   assert.equal(d.err(create('/missing/a', 0, [])), Err.invalidAcl, 'the ACL before the parent');
   assert.equal(d.err(create('/missing/a', 0, [{ perms: Perm.all, id: { scheme: 'auth', id: '' } }])), Err.invalidAcl, 'auth without credentials');
   assert.equal(d.err(create('/missing/a')), Err.noNode);
@@ -288,8 +293,10 @@ test('delete: path, system paths, parent, DELETE permission, existence, version,
   d.ok(create('/a'));
   d.ok(create('/a/b'));
   d.ok(create('/a/b/c'));
-  assert.equal(d.err(del('/a/')), Err.badArguments);
-  assert.equal(d.err(del('')), Err.badArguments);
+  assert.equal(d.err(del('/a/')), Err.noNode, 'only the parent-finding shape is checked: "/a/" is a missing child of "/a"');
+  assert.equal(d.err(del('/a//b')), Err.noNode);
+  assert.equal(d.err(del('')), Err.badArguments, 'no "/"');
+  assert.equal(d.err(del('/a\0')), Err.badArguments, 'a NUL');
   for (const path of ['/', '/zookeeper', '/zookeeper/quota', '/zookeeper/config']) {
     assert.equal(d.err(del(path)), Err.badArguments, path);
     assert.equal(d.err(del(path), [{ scheme: 'super', id: '' }]), Err.badArguments, `${path} even for super`);
