@@ -19,11 +19,14 @@ interface ZkFlags {
 
 type Output = string | undefined;
 
+/** The ZooKeeper ports of the cluster `npm start` runs (ZooKeeper's usual 2181, then 2182, 2183). */
+const localServers = ['127.0.0.1:2181', '127.0.0.1:2182', '127.0.0.1:2183'];
+
 export function registerZk(program: Command): void {
   const zk = program
     .command('zk')
     .description('read, write and watch znodes on a ZooKeeper-compatible server')
-    .addOption(new Option('--server <list>', 'servers, host:port,... (any one of them)').argParser(serverList).default(['127.0.0.1:2181'], '127.0.0.1:2181'))
+    .addOption(new Option('--server <list>', 'servers, host:port,... (any one of them)').argParser(serverList).default(localServers, localServers.join(',')))
     .option('--timeout-ms <ms>', 'session timeout; also how long to try to connect', positiveInteger('--timeout-ms'), 5_000)
     // Usage errors exit 2 (zkExitCodes.usage); --help still exits 0. Subcommands created
     // below inherit this.

@@ -416,3 +416,23 @@ test('apply never throws: random bytes, random command-shaped arrays, random wri
   const restoredCopy = restored(d.machine.snapshot(), d.next);
   assert.deepEqual(dump(restoredCopy), dump(d.machine));
 });
+
+test('a 50,000-node tree is snapshotted in many bounded steps, not one long pause', () => {
+  const d = new Driver();
+  const s = d.open();
+  // 50 parents × 1,000 children, 100 creates per command.
+  for (let p = 0; p < 50; p++) {
+    d.write(s, [create(`/p${p}`)]);
+    for (let batch = 0; batch < 10; batch++) {
+      d.write(s, Array.from({ length: 100 }, (_, i) => create(`/p${p}/c${batch * 100 + i}`, 0, bytes('x'))), { multi: true });
+    }
+  }
+  assert.ok(d.machine.tree.nodeCount > 50_000);
+  const encoder = d.machine.beginSnapshot();
+  // The runtime's default budget (snapshotStepUnitsDefault): each step encodes at most that
+  // many nodes, so a step's cost is bounded whatever the tree's size.
+  let steps = 1;
+  while (!encoder.step(4096)) steps++;
+  assert.ok(steps >= Math.floor(d.machine.tree.nodeCount / 4096), `${steps} steps for ${d.machine.tree.nodeCount} nodes`);
+  assert.deepEqual(encoder.finish(), new Uint8Array(d.machine.snapshot()));
+});
