@@ -622,7 +622,12 @@ export class RaftCore {
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
       this.send({ type: 'TimeoutNow', to: m.from, term: this.term });
     }
-    if (!this.maybeCommit() && pr.match < this.log.lastIndex()) this.oweAppend(m.from, false);
+    if (this.maybeCommit()) return;
+    // More to send, or a commit this follower has not heard of: its answer came after the
+    // quorum's, so the commit update went out before it matched. Without this, the follower
+    // learns the commit only at the next heartbeat (a client waiting on that follower's
+    // apply — a ZooKeeper write taken by a follower — waited up to a tick).
+    if (pr.match < this.log.lastIndex() || pr.commitSent < Math.min(pr.match, this.log.committed)) this.oweAppend(m.from, false);
   }
 
   private stepHeartbeatResponse(m: HeartbeatResponse): void {
