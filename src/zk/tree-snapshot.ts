@@ -18,8 +18,8 @@
 // is msgpackr's encoding of a flat array with that array's own header cut off (as kv/snapshot.ts).
 
 import { Packr } from 'msgpackr';
+import { SectionedSnapshotEncoder } from '../runtime/sectioned-snapshot.js';
 import { assert } from '../stdx/assert.js';
-import type { IncrementalSnapshot } from '../runtime/replica.js';
 import type { NodeRecord, TreeCapture } from './tree.js';
 import type { Acl, Data, Id } from './types.js';
 
@@ -210,27 +210,24 @@ function decodeNode(flat: unknown[], at: number): [string, NodeRecord] {
   return [path, record];
 }
 
-type EncoderState = 'encoding' | 'encoded' | 'finished' | 'aborted';
-
-export class TreeSnapshotEncoder implements IncrementalSnapshot {
-  /** Encoded pieces in order. Invariant: their concatenation is a prefix of the snapshot. */
-  private readonly chunks: Uint8Array[] = [];
-  /** Invariant: 0 <= nodesEncoded <= capture.paths.length. */
-  private nodesEncoded = 0;
-  /** Invariant: 0 <= sessionsEncoded <= sessions.length; > 0 only once every node is encoded. */
-  private sessionsEncoded = 0;
-  private state: EncoderState = 'encoding';
-
+/** The tree's snapshot, encoded a batch of znodes and sessions per step (runtime/sectioned-snapshot.ts). */
+export class TreeSnapshotEncoder extends SectionedSnapshotEncoder {
   constructor(
     private readonly capture: TreeCapture,
     /** The sessions at the snapshot's zxid (records are replaced, never mutated, so a shallow copy holds them). */
-    private readonly sessions: readonly SessionRecord[],
+    sessions: readonly SessionRecord[],
     /** Releases the capture (its preimages) once the snapshot is finished or aborted. */
-    private readonly release: () => void,
+    release: () => void,
   ) {
-    this.chunks.push(arrayHeader(4), withoutArrayHeader(pack([snapshotFormat, capture.zxid])));
-    this.chunks.push(arrayHeader(capture.paths.length * nodeFieldCount));
-    if (capture.paths.length === 0) this.chunks.push(arrayHeader(sessions.length * sessionFieldCount));
+    super(
+      [snapshotFormat, capture.zxid],
+      [
+        { count: capture.paths.length, fields: nodeFieldCount, push: (flat, i) => pushNode(flat, capture.paths[i]!, capture.recordAt(i)) },
+        { count: sessions.length, fields: sessionFieldCount, push: (flat, i) => pushSession(flat, sessions[i]!) },
+      ],
+      pack,
+      release,
+    );
   }
 
   /** The zxid whose state the snapshot holds. */
@@ -239,86 +236,15 @@ export class TreeSnapshotEncoder implements IncrementalSnapshot {
   }
 
   get nodesDone(): number {
-    return this.nodesEncoded;
+    return this.encoded(0);
   }
 
   get nodesTotal(): number {
     return this.capture.paths.length;
   }
 
-  /** Encodes up to `budget` more nodes and sessions (together); true once all are encoded. */
-  step(budget: number): boolean {
-    assert(budget >= 1, 'a step encodes at least one node or session');
-    assert(this.state === 'encoding' || this.state === 'encoded', `step() on a ${this.state} snapshot`);
-    if (this.state === 'encoded') return true;
-    assert(this.capture.active, 'the tree was replaced under an unfinished snapshot (abort it first)');
-    const nodeCount = this.capture.paths.length;
-    const nodeBatch = Math.min(budget, nodeCount - this.nodesEncoded);
-    if (nodeBatch > 0) this.encodeNodes(nodeBatch);
-    const sessionBatch = Math.min(budget - nodeBatch, this.sessions.length - this.sessionsEncoded);
-    if (sessionBatch > 0) this.encodeSessions(sessionBatch);
-    if (this.nodesEncoded === nodeCount && this.sessionsEncoded === this.sessions.length) {
-      this.state = 'encoded';
-      this.release();
-    }
-    return this.state === 'encoded';
+  override step(budget: number): boolean {
+    assert(!this.encoding || this.capture.active, 'the tree was replaced under an unfinished snapshot (abort it first)');
+    return super.step(budget);
   }
-
-  /** The whole snapshot, once step() returned true. One copy of its bytes. */
-  finish(): Uint8Array {
-    assert(this.state === 'encoded', `finish() on a ${this.state} snapshot`);
-    this.state = 'finished';
-    let length = 0;
-    for (const chunk of this.chunks) length += chunk.length;
-    const out = new Uint8Array(length);
-    let offset = 0;
-    for (const chunk of this.chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    this.chunks.length = 0;
-    return out;
-  }
-
-  /** Gives up (the state is being replaced, or the host stops); the tree stops saving preimages. */
-  abort(): void {
-    if (this.state === 'finished' || this.state === 'aborted') return;
-    if (this.state === 'encoding') this.release();
-    this.state = 'aborted';
-    this.chunks.length = 0;
-  }
-
-  private encodeNodes(batch: number): void {
-    const flat: unknown[] = [];
-    const end = this.nodesEncoded + batch;
-    for (let i = this.nodesEncoded; i < end; i++) pushNode(flat, this.capture.paths[i]!, this.capture.recordAt(i));
-    this.chunks.push(withoutArrayHeader(pack(flat)));
-    this.nodesEncoded = end;
-    if (end === this.capture.paths.length) this.chunks.push(arrayHeader(this.sessions.length * sessionFieldCount));
-  }
-
-  private encodeSessions(batch: number): void {
-    assert(this.nodesEncoded === this.capture.paths.length, 'sessions follow the nodes');
-    const flat: unknown[] = [];
-    const end = this.sessionsEncoded + batch;
-    for (let i = this.sessionsEncoded; i < end; i++) pushSession(flat, this.sessions[i]!);
-    this.chunks.push(withoutArrayHeader(pack(flat)));
-    this.sessionsEncoded = end;
-  }
-}
-
-/** A MessagePack array header for `length` elements (fixarray, array 16 or array 32). */
-function arrayHeader(length: number): Uint8Array {
-  assert(Number.isInteger(length) && length >= 0 && length <= 0xffffffff, 'a MessagePack array holds < 2^32 elements');
-  if (length < 16) return Uint8Array.of(0x90 | length);
-  if (length < 0x10000) return Uint8Array.of(0xdc, length >>> 8, length & 0xff);
-  return Uint8Array.of(0xdd, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
-}
-
-/** The elements of an encoded MessagePack array, without its header. */
-function withoutArrayHeader(packed: Uint8Array): Uint8Array {
-  const first = packed[0]!;
-  const headerBytes = (first & 0xf0) === 0x90 ? 1 : first === 0xdc ? 3 : first === 0xdd ? 5 : 0;
-  assert(headerBytes > 0, `not a MessagePack array (first byte ${first})`);
-  return packed.subarray(headerBytes);
 }
