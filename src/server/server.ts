@@ -362,6 +362,9 @@ function openZk(config: ServerConfig, logger: Logger, clock: Clock, storage: Ser
     storage,
     onFatal,
     raftStateBytesMax: config.raftStateBytesMax,
+    // Every request that fits a ZooKeeper frame (jute.maxbuffer) fits a command, with room
+    // for the command's own fields: an almost-1-MiB setData must not be refused by the log.
+    limits: { commandBytesMax: 2 * serverLimits.zkFrameBytesMax },
     tickTimeMs: config.zkTickMs,
     requestTimeoutMs: Math.max(config.requestTimeoutMs, serverLimits.zkRequestTimeoutMsMin),
     wallClockMs,
