@@ -161,7 +161,7 @@ function describeCluster(data: string): string {
     '  npx flotilla kv scan --json',
     '  npx flotilla debug leader',
     `  npx flotilla zk create /hello world && npx flotilla zk get /hello`,
-    `  zkCli.sh -server ${memberIds().map((id) => `${localCluster.host}:${localCluster.zkPortBase + id}`).join(',')}`,
+    `  /usr/share/zookeeper/bin/zkCli.sh -server ${memberIds().map((id) => `${localCluster.host}:${localCluster.zkPortBase + id}`).join(',')}`,
     `  echo srvr | nc ${localCluster.host} ${localCluster.zkPortBase + 1}`,
     '',
     'Ctrl-C stops all members; `npm start` again resumes from the data.',
