@@ -138,13 +138,7 @@ export class FlotillaServer {
           conf: () => late.server?.zkConf() ?? [],
           environment: hostEnvironment,
           fileDescriptors,
-          followers: () => {
-            if (zk.replica.raft.isStopped() || zk.replica.raft.status().role !== 'leader') return undefined;
-            const progress = [...zk.replica.raft.core.describeProgress()].filter(([id]) => id !== config.id);
-            const applied = zk.replica.raft.status().commit;
-            return { followers: progress.length, synced: progress.filter(([, text]) => text.startsWith('replicate') && Number(/match=(\d+)/.exec(text)?.[1]) >= applied).length };
-          },
-          log: (fields, message) => logger.warn(fields, message),
+          followers: () => followerCounts(zk, config.id),
         },
         () => clock.nowMs(),
       );
@@ -350,6 +344,16 @@ function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: 
     onMessage,
     logger,
   });
+}
+
+/** mntr's zk_followers and zk_synced_followers (caught up to the commit index), on the leader only. */
+function followerCounts(zk: ZkService, self: NodeId): { followers: number; synced: number } | undefined {
+  const raft = zk.replica.raft;
+  if (raft.isStopped()) return undefined;
+  const status = raft.status();
+  if (status.role !== 'leader') return undefined;
+  const followers = [...raft.core.describeProgress().keys()].filter((id) => id !== self);
+  return { followers: followers.length, synced: followers.filter((id) => (raft.core.matchOf(id) ?? 0) >= status.commit).length };
 }
 
 function openZk(config: ServerConfig, logger: Logger, clock: Clock, storage: ServerStorage, transport: PeerTransport<PeerMessage>, onFatal: (error: unknown) => void): Promise<ZkService> {

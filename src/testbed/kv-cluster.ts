@@ -20,7 +20,7 @@ import { check, kvModel, type CheckResult, type KvInput, type KvOutput, type KvV
 import { Clerk, type ClerkArgs, type ClerkReply } from './kv-clerk.js';
 import { ClerkNetwork } from './kv-rpc.js';
 import { SafetyChecker } from './safety.js';
-import { TestFailure } from './raft-cluster.js';
+import { highestTermLeader, TestFailure } from './raft-cluster.js';
 
 /** The tester's electionTimeout: its sleeps assume a new leader within this. */
 export const electionTimeoutMs = 1000;
@@ -284,15 +284,7 @@ export class KvCluster {
 
   /** The server that leads the highest term among those that think they lead; -1 if none. */
   leader(): number {
-    let best = -1;
-    let bestTerm = -1;
-    for (let i = 0; i < this.n; i++) {
-      const status = this.services[i]?.replica.raft.status();
-      if (status === undefined || status.role !== 'leader' || status.term <= bestTerm) continue;
-      best = i;
-      bestTerm = status.term;
-    }
-    return best;
+    return highestTermLeader(this.services.map((service) => service?.replica.raft.status()));
   }
 
   async waitForLeader(): Promise<number> {

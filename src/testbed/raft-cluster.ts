@@ -12,7 +12,7 @@ import { type RaftConfig, defaultTiming } from '../raft/config.js';
 import { decodeMessage, encodeMessage } from '../raft/codec.js';
 import { isRequest, type Message } from '../raft/messages.js';
 import type { Entry } from '../raft/types.js';
-import { RaftNode } from '../runtime/node.js';
+import { RaftNode, type NodeStatus } from '../runtime/node.js';
 import { MemoryStorage } from '../runtime/memory-storage.js';
 import { SafetyChecker } from './safety.js';
 
@@ -50,6 +50,21 @@ export const maxLogSizeBytes = 2000;
 
 export class TestFailure extends Error {
   override name = 'TestFailure';
+}
+
+/**
+ * The position of the member that leads the highest term among those that think they lead
+ * (a deposed leader may not know yet); -1 if none. Stopped members are undefined.
+ */
+export function highestTermLeader(statuses: readonly (NodeStatus | undefined)[]): number {
+  let best = -1;
+  let bestTerm = -1;
+  for (const [i, status] of statuses.entries()) {
+    if (status === undefined || status.role !== 'leader' || status.term <= bestTerm) continue;
+    best = i;
+    bestTerm = status.term;
+  }
+  return best;
 }
 
 export class RaftCluster {

@@ -43,7 +43,7 @@ import { openAclUnsafe, statOf, type ZNode } from '../zk/tree.js';
 import type { WriteOp, WriteResult } from '../zk/types.js';
 import { check, describeResult, type CheckResult, type Model, type Operation } from '../lincheck/index.js';
 import { SafetyChecker } from './safety.js';
-import { TestFailure } from './raft-cluster.js';
+import { highestTermLeader, TestFailure } from './raft-cluster.js';
 
 /** The Raft tick; elections take 1–2 s (ARCHITECTURE.md, Timing). */
 export const raftTickMs = 100;
@@ -323,15 +323,7 @@ export class ZkCluster {
 
   /** The member that leads the highest term among those that think they lead; -1 if none. */
   leader(): number {
-    let best = -1;
-    let bestTerm = -1;
-    for (let i = 0; i < this.n; i++) {
-      const status = this.services[i]?.replica.raft.status();
-      if (status === undefined || status.role !== 'leader' || status.term <= bestTerm) continue;
-      best = i;
-      bestTerm = status.term;
-    }
-    return best;
+    return highestTermLeader(this.services.map((service) => service?.replica.raft.status()));
   }
 
   async waitForLeader(maxMs = leaderWaitMsMax): Promise<number> {

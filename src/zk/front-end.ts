@@ -58,7 +58,6 @@ export interface ZkFrontEndOptions {
   readonly environment: () => readonly (readonly [string, string])[];
   readonly followers?: () => { followers: number; synced: number } | undefined;
   readonly fileDescriptors?: () => { open: number; max: number } | undefined;
-  readonly log?: (fields: object, message: string) => void;
 }
 
 interface Slot {

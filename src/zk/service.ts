@@ -21,6 +21,7 @@ import { ReadError } from '../runtime/node.js';
 import { Replica, ReplicaError, type ReplicaOptions } from '../runtime/replica.js';
 import { SessionTracker } from './session-tracker.js';
 import { encodeZkCommand, ZkStateMachine, type ZkCommand, type ZkResult } from './state-machine.js';
+import type { WatchTrigger } from './types.js';
 import { WatchManager } from './watches.js';
 
 export interface ZkServiceOptions extends Omit<ReplicaOptions, 'service'> {
@@ -87,7 +88,7 @@ export class ZkService {
   static async open(options: ZkServiceOptions): Promise<ZkService> {
     const late: { service?: ZkService } = {};
     const machine = new ZkStateMachine({
-      onApply: (event) => late.service?.applied(event.command, event.result, event.triggers, event.zxid),
+      onApply: (event) => late.service?.applied(event.command, event.result, event.triggers),
       onRestore: () => late.service?.restored(),
     });
     const replica = await Replica.open({ ...options, service: machine });
@@ -192,10 +193,6 @@ export class ZkService {
     return this.leader() === 0 && this.options.clock.nowMs() - this.leaderSeenMs > ms;
   }
 
-  trackedSessions(): number {
-    return this.tracker.size;
-  }
-
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -215,12 +212,11 @@ export class ZkService {
     });
   }
 
-  private applied(command: ZkCommand | undefined, result: ZkResult, triggers: readonly { path: string; type: 'created' | 'deleted' | 'dataChanged' | 'childrenChanged' }[], zxid: number): void {
-    void zxid;
+  private applied(command: ZkCommand | undefined, result: ZkResult, triggers: readonly WatchTrigger[]): void {
     // Watches first: a notification must precede any later reply on its connection.
     for (const trigger of triggers) this.watches.trigger(trigger);
-    if (command !== undefined) this.trackSession(command, result);
     if (command === undefined) return;
+    this.trackSession(command, result);
     const waiter = this.waiters.get(command.origin);
     if (waiter === undefined) return;
     this.waiters.delete(command.origin);

@@ -20,53 +20,51 @@ export interface Watcher {
 }
 
 export class WatchManager {
-  private readonly data = new Map<string, Set<Watcher>>();
-  private readonly child = new Map<string, Set<Watcher>>();
+  private readonly data = new WatchTable();
+  private readonly child = new WatchTable();
 
   addDataWatch(path: string, watcher: Watcher): void {
-    add(this.data, path, watcher);
+    this.data.add(path, watcher);
   }
 
   addChildWatch(path: string, watcher: Watcher): void {
-    add(this.child, path, watcher);
+    this.child.add(path, watcher);
   }
 
-  /** Forgets every watch of a connection (it closed). O(paths it watched) is not tracked: O(table). */
+  /** Forgets every watch of a connection (it closed): O(the paths it watches). */
   removeWatcher(watcher: Watcher): void {
-    for (const table of [this.data, this.child]) {
-      for (const [path, watchers] of table) {
-        watchers.delete(watcher);
-        if (watchers.size === 0) table.delete(path);
-      }
-    }
+    this.data.removeWatcher(watcher);
+    this.child.removeWatcher(watcher);
   }
 
   /** Fires (and removes) the watches a committed change triggers. */
   trigger(change: WatchTrigger): void {
     switch (change.type) {
       case 'created':
-        fire(this.data, change.path, EventType.nodeCreated, undefined);
-        return;
+        return notifyAll(this.data.take(change.path), EventType.nodeCreated, change.path);
       case 'dataChanged':
-        fire(this.data, change.path, EventType.nodeDataChanged, undefined);
-        return;
+        return notifyAll(this.data.take(change.path), EventType.nodeDataChanged, change.path);
       case 'childrenChanged':
-        fire(this.child, change.path, EventType.nodeChildrenChanged, undefined);
-        return;
+        return notifyAll(this.child.take(change.path), EventType.nodeChildrenChanged, change.path);
       case 'deleted': {
-        const told = new Set<Watcher>();
-        fire(this.data, change.path, EventType.nodeDeleted, told);
-        fire(this.child, change.path, EventType.nodeDeleted, told);
-        return;
+        // A connection watching both tables hears once.
+        const watchers = new Set([...this.data.take(change.path), ...this.child.take(change.path)]);
+        return notifyAll(watchers, EventType.nodeDeleted, change.path);
       }
     }
+  }
+
+  /** Paths watched and total watches, for the four-letter words. */
+  counts(): { paths: number; watches: number } {
+    const paths = new Set([...this.data.paths(), ...this.child.paths()]);
+    return { paths: paths.size, watches: this.data.size + this.child.size };
   }
 
   /** Every watched path with the sessions watching it (data and child watches together). */
   byPath(): Map<string, Set<number>> {
     const out = new Map<string, Set<number>>();
     for (const table of [this.data, this.child]) {
-      for (const [path, watchers] of table) {
+      for (const [path, watchers] of table.entries()) {
         let sessions = out.get(path);
         if (sessions === undefined) out.set(path, (sessions = new Set()));
         for (const watcher of watchers) sessions.add(watcher.watcherSessionId);
@@ -74,37 +72,63 @@ export class WatchManager {
     }
     return out;
   }
+}
 
-  /** Paths watched and total watches, for the four-letter words. */
-  counts(): { paths: number; watches: number } {
-    let watches = 0;
-    const paths = new Set<string>();
-    for (const table of [this.data, this.child]) {
-      for (const [path, watchers] of table) {
-        paths.add(path);
-        watches += watchers.size;
-      }
+/** One kind of watch: path → watchers, and each watcher's paths so a closing connection is cheap to forget. */
+class WatchTable {
+  private readonly byPath = new Map<string, Set<Watcher>>();
+  private readonly byWatcher = new Map<Watcher, Set<string>>();
+  /** Invariant: the number of (path, watcher) pairs. */
+  size = 0;
+
+  add(path: string, watcher: Watcher): void {
+    let watchers = this.byPath.get(path);
+    if (watchers === undefined) this.byPath.set(path, (watchers = new Set()));
+    if (watchers.has(watcher)) return;
+    watchers.add(watcher);
+    let paths = this.byWatcher.get(watcher);
+    if (paths === undefined) this.byWatcher.set(watcher, (paths = new Set()));
+    paths.add(path);
+    this.size++;
+  }
+
+  /** Removes and returns the watchers of `path` (one-shot watches fire once). */
+  take(path: string): ReadonlySet<Watcher> {
+    const watchers = this.byPath.get(path);
+    if (watchers === undefined) return new Set();
+    this.byPath.delete(path);
+    for (const watcher of watchers) this.forget(watcher, path);
+    return watchers;
+  }
+
+  removeWatcher(watcher: Watcher): void {
+    const paths = this.byWatcher.get(watcher);
+    if (paths === undefined) return;
+    this.byWatcher.delete(watcher);
+    for (const path of paths) {
+      const watchers = this.byPath.get(path)!;
+      watchers.delete(watcher);
+      if (watchers.size === 0) this.byPath.delete(path);
+      this.size--;
     }
-    return { paths: paths.size, watches };
+  }
+
+  paths(): IterableIterator<string> {
+    return this.byPath.keys();
+  }
+
+  entries(): IterableIterator<[string, Set<Watcher>]> {
+    return this.byPath.entries();
+  }
+
+  private forget(watcher: Watcher, path: string): void {
+    const paths = this.byWatcher.get(watcher)!;
+    paths.delete(path);
+    if (paths.size === 0) this.byWatcher.delete(watcher);
+    this.size--;
   }
 }
 
-function add(table: Map<string, Set<Watcher>>, path: string, watcher: Watcher): void {
-  let watchers = table.get(path);
-  if (watchers === undefined) {
-    watchers = new Set();
-    table.set(path, watchers);
-  }
-  watchers.add(watcher);
-}
-
-function fire(table: Map<string, Set<Watcher>>, path: string, type: EventTypeCode, told: Set<Watcher> | undefined): void {
-  const watchers = table.get(path);
-  if (watchers === undefined) return;
-  table.delete(path);
-  for (const watcher of watchers) {
-    if (told?.has(watcher) === true) continue;
-    told?.add(watcher);
-    watcher.notify(type, path);
-  }
+function notifyAll(watchers: Iterable<Watcher>, type: EventTypeCode, path: string): void {
+  for (const watcher of watchers) watcher.notify(type, path);
 }
