@@ -1,5 +1,5 @@
 // `npm run bench -- zk [--seconds N] [--clients N] [--window N] [--out file.json]`: the
-// ZooKeeper workload of ZooKeeper's own GenerateLoad (../shared/reference/zookeeper.md
+// ZooKeeper workload of ZooKeeper's own GenerateLoad (docs/zookeeper.md
 // §6.2) — every client owns one znode and keeps `window` requests outstanding, 1 KiB values
 // — run against a real Apache ZooKeeper 3.8 (standalone, Debian's package, the baseline)
 // and against Flotilla (one member, the like-for-like case, and three `flotilla server`

@@ -1,7 +1,7 @@
 // The key/value service's commands and results, and their compact encodings.
 //
 // They travel in the Raft log and in snapshots, and the lab bounds them in bytes (a 1000-
-// byte maxraftstate, a 500-byte snapshot: reference/6824-tests.md §5.4, §10), so they are
+// byte maxraftstate, a 500-byte snapshot: docs/6824-tests.md §5.4, §10), so they are
 // MessagePack arrays (msgpackr plain mode), not maps: no field names on the wire.
 //
 //   command  [opcode, timeMs, client, seq, ack, ...arguments]

@@ -125,7 +125,7 @@ const kvValueBytes = 96;
 
 /**
  * Each key holds a string, initially "" (a missing key reads as ""). Partitioned by key:
- * each key's sub-history is checked on its own (6824-tests.md §8.2).
+ * each key's sub-history is checked on its own (docs/6824-tests.md §8.2).
  */
 export function kvModel(): Model<KvValue, KvInput, KvOutput> {
   return {

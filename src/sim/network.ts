@@ -1,4 +1,4 @@
-// A simulated network with labrpc's fault model (reference/6824-tests.md §1.1), for
+// A simulated network with labrpc's fault model (docs/6824-tests.md §1.1), for
 // one-way messages:
 //   reliable    every message arrives after a fixed 1 ms, in order per link
 //   unreliable  0–26 ms random delay, 10% of messages dropped

@@ -1,4 +1,4 @@
-// The kvraft Clerk (reference/6824-tests.md §5.1) on the simulator: Get, Put and Append
+// The kvraft Clerk (docs/6824-tests.md §5.1) on the simulator: Get, Put and Append
 // that retry forever, across the servers, until one succeeds. It remembers the server that
 // last answered (the leader, usually), and gets exactly-once writes from a session: a
 // random client id, a sequence number per write, and an ack of every reply received.

@@ -1,4 +1,4 @@
-// The 6.824 kvraft tester (kvraft/config.go; reference/6824-tests.md §5.2) rebuilt on the
+// The 6.824 kvraft tester (kvraft/config.go; docs/6824-tests.md §5.2) rebuilt on the
 // simulator: n servers, each a KvService (RaftNode + Replica + KvStateMachine) on
 // in-memory Persister-like storage, Raft messages on sim/network.ts, and clerks reaching
 // the servers through labrpc's Call (kv-rpc.ts), so that partitions separate clerks from

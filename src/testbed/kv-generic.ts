@@ -1,4 +1,4 @@
-// The kvraft tests' scenarios (kvraft/test_test.go; reference/6824-tests.md §5.3–5.5):
+// The kvraft tests' scenarios (kvraft/test_test.go; docs/6824-tests.md §5.3–5.5):
 // GenericTest with its clients, partitioner, crashes and checks, GenericTestSpeed, and the
 // append checks. Each returns what it measured, for the test to print.
 

@@ -1,4 +1,4 @@
-// labrpc's Call, for the kvraft clerks (reference/6824-tests.md §1.1): a clerk's request to
+// labrpc's Call, for the kvraft clerks (docs/6824-tests.md §1.1): a clerk's request to
 // a server either returns the handler's reply or fails, and the failure comes the way the
 // lab's does —
 //

@@ -1,4 +1,4 @@
-// The 6.824 Raft tester (raft/config.go; reference/6824-tests.md §4.2) rebuilt on the
+// The 6.824 Raft tester (raft/config.go; docs/6824-tests.md §4.2) rebuilt on the
 // simulator: n real runtimes with in-memory Persister-like storage on a simulated network,
 // crash and restart, and the tester's helpers — checkOneLeader, checkTerms, nCommitted,
 // one, wait — with the lab's numeric bounds. Everything runs on virtual time.

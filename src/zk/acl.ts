@@ -1,4 +1,4 @@
-// ACL checks and ACL validation (../shared/reference/zookeeper.md §2.7).
+// ACL checks and ACL validation (docs/zookeeper.md §2.7).
 //
 // A caller is the list of ids its connection holds: always `ip:<address>`, plus one
 // `digest:user:hash` per accepted digest auth packet, plus `super:` for the super user. The

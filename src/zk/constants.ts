@@ -1,4 +1,4 @@
-// ZooKeeper's protocol constants (../shared/reference/zookeeper.md §1.5, §1.8, §1.9), as
+// ZooKeeper's protocol constants (docs/zookeeper.md §1.5, §1.8, §1.9), as
 // the Java server and every client define them. Numbers on the wire; names for people.
 
 export const OpCode = {

@@ -1,4 +1,4 @@
-// ZooKeeper's four-letter-word commands (../shared/reference/zookeeper.md §2.11), in the
+// ZooKeeper's four-letter-word commands (docs/zookeeper.md §2.11), in the
 // text formats health checks and monitoring parse: `zkServer.sh status` greps `Mode:`,
 // Prometheus exporters read `mntr`'s tab-separated lines, kazoo reads the digits of
 // `zookeeper.version=` from `envi`. Sent as 4 ASCII bytes on a fresh connection; the reply

@@ -1,4 +1,4 @@
-// The ZooKeeper client port of one member (../shared/reference/zookeeper.md §1–§2): the
+// The ZooKeeper client port of one member (docs/zookeeper.md §1–§2): the
 // handshake, then one session per connection, strict FIFO replies, watches, auth.
 //
 // Each connection keeps a queue of its requests in arrival order. A write is dispatched at

@@ -1,4 +1,4 @@
-// ZooKeeper's "jute" binary archive (../shared/reference/zookeeper.md §1.2, §1.6): big-endian
+// ZooKeeper's "jute" binary archive (docs/zookeeper.md §1.2, §1.6): big-endian
 // integers, length-prefixed buffers and strings where length -1 means null, vectors with a
 // count, records as their fields in order with no tags. Both directions live here — the
 // server decodes requests and encodes replies, Flotilla's own client does the reverse —

@@ -1,4 +1,4 @@
-// znode paths: ZooKeeper's PathUtils.validatePath rules (../shared/reference/zookeeper.md
+// znode paths: ZooKeeper's PathUtils.validatePath rules (docs/zookeeper.md
 // §2.2) and the small helpers the tree needs. Strings are compared as UTF-16 code units,
 // exactly as Java's chars are, so the character ranges below mean what they mean there.
 

@@ -1,4 +1,4 @@
-// ZooKeeper's protocol records (../shared/reference/zookeeper.md §1.3–§1.7) over the jute
+// ZooKeeper's protocol records (docs/zookeeper.md §1.3–§1.7) over the jute
 // codec, both directions: the server decodes requests and encodes replies; Flotilla's
 // client encodes requests and decodes replies. Field order is wire order.
 

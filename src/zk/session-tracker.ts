@@ -1,4 +1,4 @@
-// Session liveness on the leader (../shared/reference/zookeeper.md §2.1). Which sessions
+// Session liveness on the leader (docs/zookeeper.md §2.1). Which sessions
 // exist, and their timeouts, are replicated state; when each was last heard from is the
 // leader's soft state, as in ZooKeeper: a member that becomes leader starts every session's
 // deadline afresh from "now", so a failover never expires a healthy session as long as it

@@ -3,7 +3,7 @@
 // total — apply() answers every input, a malformed one included, with a result and never
 // an exception, so every member computes the same state from the same log.
 //
-// Sessions (../shared/reference/zookeeper.md §2.1) are replicated: 'open' creates one (its
+// Sessions (docs/zookeeper.md §2.1) are replicated: 'open' creates one (its
 // id is derived from the log index, so it is unique and the same everywhere), 'attach'
 // binds it to the connection a client resumed on, 'close' ends it (client request or the
 // leader's expiry) and deletes its ephemeral nodes at one zxid. Deadlines are leader-local

@@ -1,4 +1,4 @@
-// The znode tree (../shared/reference/zookeeper.md §2.2, §2.3, §2.6): a map from full path to
+// The znode tree (docs/zookeeper.md §2.2, §2.3, §2.6): a map from full path to
 // node, each node with the names of its children, and the writes that change it.
 //
 // Writes are transactions. A Txn validates each operation, in ZooKeeper's error precedence,

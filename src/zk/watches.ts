@@ -1,4 +1,4 @@
-// One member's watch table (../shared/reference/zookeeper.md §2.4). Watches are soft state
+// One member's watch table (docs/zookeeper.md §2.4). Watches are soft state
 // local to the member holding the connection: two tables, data watches (set by getData and
 // exists, also on a missing node) and child watches (set by getChildren), each path → the
 // watchers (connections) on it. Standard watches are one-shot: firing removes them.

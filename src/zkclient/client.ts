@@ -1,5 +1,5 @@
 // ZkClient: Flotilla's own ZooKeeper client over real TCP, with the Java client's session
-// semantics (../../shared/reference/zookeeper.md §1, §2.1, §2.4). It speaks to Apache
+// semantics (docs/zookeeper.md §1, §2.1, §2.4). It speaks to Apache
 // ZooKeeper 3.8 and to Flotilla's ZooKeeper-compatible front-end alike, through the one
 // jute codec in zk/records.ts.
 //

@@ -1,4 +1,4 @@
-// The 6.824 kvraft 4A tests (2024 names; reference/6824-tests.md §5.4), on the simulator in
+// The 6.824 kvraft 4A tests (2024 names; docs/6824-tests.md §5.4), on the simulator in
 // virtual time, with the lab's bounds; every logged history is checked for linearizability.
 
 import { kvTest } from './lab.js';

@@ -1,4 +1,4 @@
-// The 6.824 kvraft 4B tests (2024 names; reference/6824-tests.md §5.4): snapshots at
+// The 6.824 kvraft 4B tests (2024 names; docs/6824-tests.md §5.4): snapshots at
 // maxraftstate = 1000 bytes, with the lab's byte bounds — Raft state <= 8 x maxraftstate,
 // KV snapshot <= 500 bytes — on the simulator in virtual time; every logged history is
 // checked for linearizability.

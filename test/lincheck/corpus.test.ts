@@ -1,4 +1,4 @@
-// Porcupine's test corpus (../shared/linearizability/porcupine-data): every file must get the
+// Porcupine's test corpus (test/fixtures/porcupine-data): every file must get the
 // verdict that Porcupine's own tests assert, within a 10 s budget per file (an 'unknown'
 // verdict fails the test). The etcd_095 log is empty and has no expected verdict.
 

@@ -1,4 +1,4 @@
-// The 6.824 MapReduce lab tests (test-mr.sh, reference/6824-tests.md §2.5), with the same
+// The 6.824 MapReduce lab tests (test-mr.sh, docs/6824-tests.md §2.5), with the same
 // applications, worker counts and acceptance rules, on the lab's Gutenberg input. The
 // coordinator and every worker are separate OS processes talking over TCP on loopback.
 

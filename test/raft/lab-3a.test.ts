@@ -1,5 +1,5 @@
 // 6.824 Raft part A (2024 naming 3A): leader election. Scenarios and bounds from
-// reference/6824-tests.md §4.3, on virtual time.
+// docs/6824-tests.md §4.3, on virtual time.
 
 import assert from 'node:assert/strict';
 import { labTest } from './lab.js';

@@ -1,5 +1,5 @@
 // 6.824 Raft part B (2024 naming 3B): log replication. Scenarios and bounds from
-// reference/6824-tests.md §4.4, on virtual time.
+// docs/6824-tests.md §4.4, on virtual time.
 
 import assert from 'node:assert/strict';
 import { labTest } from './lab.js';

@@ -1,5 +1,5 @@
 // 6.824 Raft part C (2024 naming 3C): persistence, Figure 8, unreliable networks, churn.
-// Scenarios and bounds from reference/6824-tests.md §4.5, on virtual time.
+// Scenarios and bounds from docs/6824-tests.md §4.5, on virtual time.
 
 import assert from 'node:assert/strict';
 import { labTest } from './lab.js';

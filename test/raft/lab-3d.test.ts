@@ -1,5 +1,5 @@
 // 6.824 Raft part D (2024 naming 3D): log compaction and InstallSnapshot. Scenarios and
-// bounds from reference/6824-tests.md §4.6: the tester snapshots after every tenth entry,
+// bounds from docs/6824-tests.md §4.6: the tester snapshots after every tenth entry,
 // and each server's persisted Raft state must stay under 2000 bytes.
 
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // Differential tests: the same raw request sequences sent to a real ZooKeeper 3.8.0
 // (standalone, tickTime 200) and to a three-member Flotilla cluster (everything to one
 // follower), and the replies compared field by field (zetcd's "xchk" idea,
-// ../shared/reference/zookeeper.md §8).
+// docs/zookeeper.md §8).
 //
 // Before comparing, each run's replies are normalised so that only what a client may rely
 // on remains:

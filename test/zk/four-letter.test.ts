@@ -1,4 +1,4 @@
-// Four-letter words (../shared/reference/zookeeper.md §2.11) on a three-member Flotilla
+// Four-letter words (docs/zookeeper.md §2.11) on a three-member Flotilla
 // cluster, compared with a real ZooKeeper 3.8.0 the way their consumers read them:
 // zkServer.sh greps `Mode:`, Prometheus exporters split `mntr` lines on a tab, kazoo takes the
 // digits of `zookeeper.version=` from `envi`. So the comparison is of shapes — the set of line

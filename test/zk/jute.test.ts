@@ -1,5 +1,5 @@
 // The jute codec against the frames captured from a real ZooKeeper 3.8.0
-// (../shared/reference/zookeeper.md §1.6, §1.7) and in round trips; random and truncated
+// (docs/zookeeper.md §1.6, §1.7) and in round trips; random and truncated
 // bodies only ever raise JuteError.
 
 import { test } from 'node:test';

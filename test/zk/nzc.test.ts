@@ -1,5 +1,5 @@
 // ZooKeeper compatibility through a real third-party client: node-zookeeper-client 1.1.3 (pure
-// JavaScript; ../shared/reference/zookeeper.md §3.2 lists what it sends) against the target
+// JavaScript; docs/zookeeper.md §3.2 lists what it sends) against the target
 // chosen by ZK_TARGET (target.ts). Every expectation here was first checked against a real
 // ZooKeeper 3.8.0, so the same file later tells whether Flotilla behaves the same.
 //

@@ -5,7 +5,7 @@
 //
 // What it keeps: one event log of everything the server sent on the connection, replies
 // and notifications interleaved in arrival order (so a test can assert that a notification
-// came before a reply, ../shared/reference/zookeeper.md §2.4), ending with 'closed'.
+// came before a reply, docs/zookeeper.md §2.4), ending with 'closed'.
 // Requests are numbered 1, 2, 3, … as the Java client does; ping, auth and setWatches use
 // their special xids (-2, -4, -8, §1.4). A keep-alive ping goes out when the connection has
 // been idle for a third of the negotiated timeout, as real clients do, so a slow test does

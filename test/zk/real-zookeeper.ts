@@ -1,6 +1,6 @@
 // A real, standalone Apache ZooKeeper 3.8 (Debian's `zookeeper` package) on 127.0.0.1, for
 // the compatibility tests: they run their bodies against it today and against Flotilla later
-// (target.ts). Reference: ../shared/reference/zookeeper.md §0.2 (how it was run when the
+// (target.ts). Reference: docs/zookeeper.md §0.2 (how it was run when the
 // notes were written) and §2.11 (four-letter words).
 //
 // Each server gets a fresh temporary directory holding zoo.cfg and its data. The client port

@@ -1,4 +1,4 @@
-// A barrier (../../../shared/reference/zookeeper.md §4.1): while the barrier node exists,
+// A barrier (docs/zookeeper.md §4.1): while the barrier node exists,
 // processes that call wait() block; removing the node releases all of them. Each waiter
 // exists-watches the node, so removal wakes every waiter once — which is the point.
 

@@ -1,4 +1,4 @@
-// What the recipes share (../../../shared/reference/zookeeper.md §4.1): retrying after
+// What the recipes share (docs/zookeeper.md §4.1): retrying after
 // connection loss, waiting for a one-shot watch, protected (GUID-named) sequential nodes,
 // and the "wait for my turn" loop of the locks and the election.
 

@@ -1,4 +1,4 @@
-// Leader election (../../../shared/reference/zookeeper.md §4.1): each candidate creates an
+// Leader election (docs/zookeeper.md §4.1): each candidate creates an
 // EPHEMERAL_SEQUENTIAL `<guid>-candidate-N` under the election path; the lowest is the
 // leader. Every other candidate exists-watches only the next lower candidate, so a leader
 // (or any candidate) leaving wakes exactly one other. A leader stays leader until it

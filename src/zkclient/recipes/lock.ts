@@ -1,4 +1,4 @@
-// Locks without the herd effect (../../../shared/reference/zookeeper.md §4.1):
+// Locks without the herd effect (docs/zookeeper.md §4.1):
 //
 //   Lock           EPHEMERAL_SEQUENTIAL `<guid>-lock-N` under the lock path; the lowest holds it.
 //   ReadWriteLock  `<guid>-read-N` waits only for the next lower `write-`;

@@ -1,4 +1,4 @@
-// A distributed FIFO queue (../../../shared/reference/zookeeper.md §4.1): producers create
+// A distributed FIFO queue (docs/zookeeper.md §4.1): producers create
 // PERSISTENT_SEQUENTIAL `item-N` children of the queue node; a consumer takes the lowest
 // item by reading and deleting it. The getData and the delete are pipelined (one round
 // trip); a delete that fails NONODE means another consumer took that item first, so the

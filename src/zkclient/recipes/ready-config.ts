@@ -1,5 +1,5 @@
 // Configuration behind a `ready` znode — the ZooKeeper paper's example for its ordering
-// guarantees (../../../shared/reference/zookeeper.md §4.1, §2.4):
+// guarantees (docs/zookeeper.md §4.1, §2.4):
 //
 //   <base>/ready          exists only while the configuration is complete
 //   <base>/config/<key>   one znode per configuration key
