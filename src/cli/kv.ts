@@ -1,17 +1,22 @@
 // `flotilla kv put|get|append|del|cas|scan`: the key/value service from the command line,
 // through FlotillaClient (server/client.ts). Human output by default; `--json` prints one
 // JSON object per command (values as UTF-8 text, or base64 when they are not valid UTF-8).
+// A value comes from the command line, or with --file from a file or standard input (the
+// kernel limits one argument to 128 KiB; value-input.ts).
 //
 // Exit codes: 0 done (a cas that did not swap is still 0; see `swapped`); 1 the request
-// failed (unavailable, refused); 4 a write's outcome is unknown (it may have applied).
+// failed (unavailable, refused); 2 bad usage; 4 a write's outcome is unknown (it may have
+// applied).
 
 import { type Command, InvalidArgumentError } from 'commander';
 import { exit, writeErr, writeOut } from '../platform/process.js';
 import { parseAddress, type Address } from '../server/config.js';
-import { ClientError, FlotillaClient, KvError, OutcomeUnknownError } from '../server/client.js';
-import { localCluster } from './start.js';
+import { ClientError, FlotillaClient, KvError, OutcomeUnknownError, clientDefaults } from '../server/client.js';
+import { kvDefaults } from '../kv/index.js';
+import { localCluster } from './local-cluster.js';
+import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
 
-export const kvExitCodes = { ok: 0, failed: 1, outcomeUnknown: 4 } as const;
+export const kvExitCodes = { ok: 0, failed: 1, usage: 2, outcomeUnknown: 4 } as const;
 
 interface KvFlags {
   endpoints: string;
@@ -20,27 +25,44 @@ interface KvFlags {
   timeoutMs: string;
 }
 
+interface ValueFlags extends KvFlags {
+  file?: string;
+}
+
+const limitsHelp = `
+Limits: a key has 1 to ${kvDefaults.keyBytesMax} bytes; a value at most ${kvDefaults.valueBytesMax} bytes (${kvDefaults.valueBytesMax / 1024} KiB,
+valueBytesMax; a request at most ${clientDefaults.frameBytesMax} bytes on the wire). A value given on the command line is
+also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB); for larger ones use --file PATH, or --file ${STDIN_NAME}
+to read standard input:  flotilla kv put photo --file ${STDIN_NAME} < photo.jpg
+A value too large is refused at once (value-too-large) and is not applied.
+When every member refuses the connection (nothing listens), the command fails at once.
+Exit codes: 0 done, 1 failed (not applied), 2 bad usage, 4 outcome unknown (a write may have applied).`;
+
 export function registerKv(program: Command): void {
-  const kv = program.command('kv').description('read and write the key/value service of a running cluster');
+  const kv = program.command('kv').description('read and write the key/value service of a running cluster')
+    .addHelpText('after', limitsHelp)
+    // Usage errors exit 2 (kvExitCodes.usage); --help still exits 0. Subcommands inherit it.
+    .exitOverride((error) => exit(error.exitCode === 0 ? kvExitCodes.ok : kvExitCodes.usage));
   const common = (command: Command) => command
     .option('--endpoints <list>', 'client addresses of the members, host:port,...', localCluster.clientAddresses().join(','))
     .option('--json', 'print the result as JSON')
     .option('--timeout-ms <ms>', 'give up after this long (a write may then have applied)', '10000');
   const reads = (command: Command) => common(command).option('--serializable', 'read any member\'s local state (may be stale; no leader needed)');
+  const writes = (command: Command) => common(command).option('--file <path>', valueFileHelp).addHelpText('after', limitsHelp);
 
   reads(kv.command('get').argument('<key>').description('read a key (linearizable by default)'))
     .action((key: string, flags: KvFlags) => run(flags, async (client) => {
       const { value, version } = await client.get(key, { consistency: consistency(flags) });
       return { json: { key, value: value === null ? null : text(value), version }, human: value === null ? `(not found)` : text(value) };
     }));
-  common(kv.command('put').argument('<key>').argument('<value>').description('set a key'))
-    .action((key: string, value: string, flags: KvFlags) => run(flags, async (client) => {
-      const { version } = await client.put(key, value);
+  writes(kv.command('put').argument('<key>').argument('[value]', `the value (or --file; at most ${ARGUMENT_BYTES_MAX / 1024} KiB here)`).description('set a key'))
+    .action((key: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
+      const { version } = await client.put(key, await valueOf(value, flags));
       return { json: { key, version }, human: `OK (version ${version})` };
     }));
-  common(kv.command('append').argument('<key>').argument('<value>').description('append to a key\'s value (creates it if absent)'))
-    .action((key: string, value: string, flags: KvFlags) => run(flags, async (client) => {
-      const { version } = await client.append(key, value);
+  writes(kv.command('append').argument('<key>').argument('[value]', 'the value to append (or --file)').description('append to a key\'s value (creates it if absent)'))
+    .action((key: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
+      const { version } = await client.append(key, await valueOf(value, flags));
       return { json: { key, version }, human: `OK (version ${version})` };
     }));
   common(kv.command('del').argument('<key>').description('delete a key'))
@@ -48,9 +70,9 @@ export function registerKv(program: Command): void {
       const { existed } = await client.delete(key);
       return { json: { key, existed }, human: existed ? 'deleted' : '(not found)' };
     }));
-  common(kv.command('cas').argument('<key>').argument('<version>').argument('<value>').description('set a key only if its version is <version> (0: only if absent)'))
-    .action((key: string, version: string, value: string, flags: KvFlags) => run(flags, async (client) => {
-      const result = await client.cas(key, value, nonNegative(version, 'version'));
+  writes(kv.command('cas').argument('<key>').argument('<version>').argument('[value]', 'the new value (or --file)').description('set a key only if its version is <version> (0: only if absent)'))
+    .action((key: string, version: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
+      const result = await client.cas(key, await valueOf(value, flags), nonNegative(version, 'version'));
       return { json: { key, swapped: result.swapped, version: result.version }, human: result.swapped ? `OK (version ${result.version})` : `not swapped: the key's version is ${result.version}` };
     }));
   reads(kv.command('scan').argument('[prefix]', 'key prefix', '').description('list keys with a prefix, in order'))
@@ -65,25 +87,47 @@ export function registerKv(program: Command): void {
     }));
 }
 
+/** The value argument or --file's contents, refused locally beyond the service's valueBytesMax. */
+async function valueOf(argument: string | undefined, flags: ValueFlags): Promise<Uint8Array> {
+  try {
+    return await valueFrom(argument, flags.file, kvDefaults.valueBytesMax, 'valueBytesMax of the key/value service');
+  } catch (error) {
+    if (error instanceof ValueTooLargeError) throw new KvError('value-too-large', `${error.message}; not applied`);
+    throw error;
+  }
+}
+
 async function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<{ json: object; human: string }>): Promise<void> {
-  const client = new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms') });
+  let client: FlotillaClient | undefined;
   let code: number = kvExitCodes.ok;
   try {
+    client = new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms') });
     const out = await body(client);
     writeOut(flags.json === true ? `${JSON.stringify(out.json)}\n` : `${out.human}\n`);
   } catch (error) {
-    code = error instanceof OutcomeUnknownError ? kvExitCodes.outcomeUnknown : kvExitCodes.failed;
-    if (!(error instanceof ClientError || error instanceof KvError)) throw error;
-    if (flags.json === true) writeOut(`${JSON.stringify({ error: error.code, message: error.message })}\n`);
-    else writeErr(`flotilla kv: ${error.code}: ${error.message}\n`);
+    const failure = describeFailure(error);
+    code = failure.code;
+    if (flags.json === true) writeOut(`${JSON.stringify({ error: failure.name, message: failure.message })}\n`);
+    else writeErr(`flotilla kv: ${failure.name}: ${failure.message}\n`);
   } finally {
-    client.close();
+    client?.close();
   }
   exit(code);
 }
 
+/** An operating error as an exit code, a name and a message; anything else is a bug and is rethrown. */
+function describeFailure(error: unknown): { code: number; name: string; message: string } {
+  if (error instanceof OutcomeUnknownError) return { code: kvExitCodes.outcomeUnknown, name: error.code, message: error.message };
+  if (error instanceof ClientError || error instanceof KvError) return { code: kvExitCodes.failed, name: error.code, message: error.message };
+  if (error instanceof UsageError || error instanceof InvalidArgumentError) return { code: kvExitCodes.usage, name: 'usage', message: error.message };
+  if (isFileError(error)) return { code: kvExitCodes.failed, name: 'file', message: `cannot read the value: ${error.message}` };
+  throw error;
+}
+
 function endpoints(list: string): Address[] {
-  return list.split(',').filter((item) => item.trim().length > 0).map((item) => {
+  const items = list.split(',').filter((item) => item.trim().length > 0);
+  if (items.length === 0) throw new InvalidArgumentError('--endpoints: no addresses given');
+  return items.map((item) => {
     try {
       return parseAddress(item.trim(), '--endpoints');
     } catch (error) {

@@ -18,6 +18,7 @@ import {
   coordinatorDefaults,
   decodeRequest,
   decodeResponse,
+  builtinApps,
   isBuiltinApp,
   JobFailedError,
   type JobProgress,
@@ -71,7 +72,7 @@ export function registerMapReduce(program: Command): void {
     .action((options: { coordinator: string; app?: string; verbose?: boolean }) => workerCommand(options));
   mr.command('seq')
     .description('the sequential reference: writes DIR/mr-out-0')
-    .requiredOption('--app <app>', `application: ${['wc', 'indexer'].join(', ')} or a module path`)
+    .requiredOption('--app <app>', `application: ${builtinApps.join(', ')} or a module path`)
     .requiredOption('--out <dir>', 'output directory')
     .argument('<files...>', 'input files')
     .action((files: string[], options: { app: string; out: string }) => seqCommand(files, options));
@@ -79,7 +80,7 @@ export function registerMapReduce(program: Command): void {
 
 function jobOptions(command: Command): Command {
   return command
-    .requiredOption('--app <app>', 'application: wc, indexer, or a module path')
+    .requiredOption('--app <app>', `application: ${builtinApps.join(', ')}, or a module path`)
     .requiredOption('--out <dir>', 'output directory (also holds intermediate files)')
     .option('--reduce <n>', 'reduce tasks', integer('--reduce', 1, cliLimits.reduceCountMax), coordinatorDefaults.reduceCount)
     .option('--task-timeout <ms>', 'give a task to another worker after this long', integer('--task-timeout', 1, 3_600_000), coordinatorDefaults.taskTimeoutMs)
@@ -306,7 +307,9 @@ async function seqCommand(files: string[], options: { app: string; out: string }
   const inputs = files.map((file) => resolvePath(file));
   const startMs = realClock.nowMs();
   try {
-    const app = await loadApp(normalizeApp(options.app));
+    const spec = normalizeApp(options.app);
+    if (spec.startsWith('/') && !(await new FsDisk('/').exists(spec.slice(1)))) fail(unknownApp(options.app, spec));
+    const app = await loadApp(spec);
     const outDisk = new FsDisk(out);
     await outDisk.mkdirp('');
     const stats = await runSequential({ app, inputs, inputDisk: new FsDisk('/'), outDisk });
@@ -330,7 +333,7 @@ async function prepareJob(files: string[], options: JobOptions): Promise<Coordin
   const app = normalizeApp(options.app);
   // Absolute paths on a disk rooted at '/': disk paths are relative, so the '/' goes.
   const root = new FsDisk('/');
-  if (app.startsWith('/') && !(await root.exists(app.slice(1)))) fail(`application module not found: ${app}`);
+  if (app.startsWith('/') && !(await root.exists(app.slice(1)))) fail(unknownApp(options.app, app));
   for (const input of inputs) {
     if (!(await root.exists(input.slice(1)))) fail(`cannot read input file "${input}": ENOENT: no such file or directory`);
   }
@@ -345,6 +348,11 @@ async function prepareJob(files: string[], options: JobOptions): Promise<Coordin
     taskFailuresMax: options.taskFailuresMax,
     waitPollMs: coordinatorDefaults.waitPollMs,
   };
+}
+
+/** Names the applications there are, for an --app that is neither one of them nor a file. */
+function unknownApp(given: string, resolved: string): string {
+  return `unknown application "${given}": the built-in applications are ${builtinApps.join(', ')}; anything else must be the path of a module exporting map and reduce (there is no file ${resolved})`;
 }
 
 /** A built-in name stays; anything else is a module path, made absolute for the workers. */

@@ -1,22 +1,27 @@
 // `flotilla server ...`: one member of a cluster, as an OS process (server/).
-// `flotilla debug leader`: which member leads, asked on the native client protocol.
+// `flotilla debug leader` (debug.ts) is registered with it.
 //
-// Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 1 on a failure while running;
-// 2 for a configuration error; 3 when the data directory is damaged and the member refuses
-// to start (the message names the file and the byte offset).
+// Before anything in the data directory is read, the member takes the directory's lock
+// (DIR/LOCK, holding its pid; platform/data-lock.ts): a second process on the same data
+// would recover and append to a live member's write-ahead log.
+//
+// Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT); 1 on a failure while running (or
+// a port already in use); 2 for a configuration error; 3 when the data directory is damaged
+// and the member refuses to start (the message names the file and the byte offset); 4 when
+// another live process holds the data directory (the message names its pid).
 
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { StorageError } from '../storage/errors.js';
 import { RealClock, realClock } from '../platform/clock.js';
-import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
+import { acquireDataLock, type DataLock } from '../platform/data-lock.js';
+import { exit, onSignal, writeErr } from '../platform/process.js';
 import { absolutePath, readTextFile } from '../platform/server-files.js';
-import { ConfigError, configFileInput, describeConfig, formatAddress, parseAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
+import { ConfigError, configFileInput, describeConfig, formatAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
 import { createMemberLogger } from '../server/logging.js';
 import { FlotillaServer } from '../server/server.js';
-import { FlotillaClient } from '../server/client.js';
-import { localCluster } from './start.js';
+import { registerDebug } from './debug.js';
 
-export const exitCodes = { ok: 0, failed: 1, config: 2, damagedData: 3 } as const;
+export const exitCodes = { ok: 0, failed: 1, config: 2, damagedData: 3, dataInUse: 4 } as const;
 
 /** After SIGTERM, a member that has not stopped within this time exits anyway (code 1). */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -80,16 +85,25 @@ async function runServer(flags: ServerFlags): Promise<void> {
     exit(exitCodes.config);
   }
   const logger = createMemberLogger(config.id, config.logLevel);
-  logger.info({ config: describeConfig(config) }, 'starting');
+  const lock = await lockDataDirectory(config, logger);
+  logger.info({ config: describeConfig(config), ...(lock.tookOverPid === undefined ? {} : { staleLockPid: lock.tookOverPid }) }, 'starting');
   let server: FlotillaServer;
   try {
     server = await FlotillaServer.start(config, logger, realClock);
   } catch (error) {
-    if (!(error instanceof StorageError)) throw error;
-    const where = `${absolutePath(`${config.dataDir}/${error.file}`)}${error.offset === undefined ? '' : ` at byte offset ${error.offset}`}`;
-    logger.fatal({ code: error.code, file: error.file, offset: error.offset }, `refusing to start: ${error.message}`);
-    writeErr(`flotilla server: member ${config.id} refuses to start: the data in ${where} is damaged (${error.code}).\n${error.message}\n`);
-    exit(exitCodes.damagedData);
+    await lock.release();
+    if (error instanceof StorageError) {
+      const where = `${absolutePath(`${config.dataDir}/${error.file}`)}${error.offset === undefined ? '' : ` at byte offset ${error.offset}`}`;
+      logger.fatal({ code: error.code, file: error.file, offset: error.offset }, `refusing to start: ${error.message}`);
+      writeErr(`flotilla server: member ${config.id} refuses to start: the data in ${where} is damaged (${error.code}).\n${error.message}\n`);
+      exit(exitCodes.damagedData);
+    }
+    if (isAddressInUse(error)) {
+      logger.fatal({ address: `${error.address}:${error.port}` }, 'cannot listen: the address is in use');
+      writeErr(`flotilla server: member ${config.id} cannot listen on ${error.address}:${error.port}: the address is in use (by another member or program).\n`);
+      exit(exitCodes.failed);
+    }
+    throw error;
   }
   const addresses = server.addresses();
   logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) }, 'listening');
@@ -103,7 +117,26 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   onSignal('SIGTERM', () => stop('SIGTERM'));
   onSignal('SIGINT', () => stop('SIGINT'));
-  exit(await server.done);
+  const code = await server.done;
+  await lock.release();
+  exit(code);
+}
+
+/** Takes the data directory's lock, or exits 4 naming the live process that holds it. */
+async function lockDataDirectory(config: ServerConfig, logger: ReturnType<typeof createMemberLogger>): Promise<DataLock> {
+  const result = await acquireDataLock(config.dataDir);
+  if (result.acquired) return result.lock;
+  const directory = absolutePath(config.dataDir);
+  logger.fatal({ dataDir: directory, pid: result.pid, lockFile: result.file }, `refusing to start: the data directory is in use by process ${result.pid}`);
+  writeErr(
+    `flotilla server: member ${config.id} refuses to start: its data directory ${directory} is in use by a running process (pid ${result.pid}). ` +
+      `Nothing in it was read. Stop that process first; if it is not a flotilla process, delete ${result.file}.\n`,
+  );
+  exit(exitCodes.dataInUse);
+}
+
+function isAddressInUse(error: unknown): error is { code: 'EADDRINUSE'; address: string; port: number } {
+  return (error as { code?: unknown } | undefined)?.code === 'EADDRINUSE';
 }
 
 async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
@@ -135,36 +168,4 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
 
 function isFileError(error: unknown): boolean {
   return typeof (error as { code?: unknown } | undefined)?.code === 'string' && typeof (error as { path?: unknown }).path === 'string';
-}
-
-// ---- flotilla debug ----
-
-function registerDebug(program: Command): void {
-  const defaultMembers = localCluster.clientAddresses().join(',');
-  const debug = program.command('debug').description('ask a cluster about itself on the native client protocol (`flotilla kv` reads and writes)');
-  debug.command('leader').description('ask the cluster for its leader')
-    .option('--members <list>', 'client addresses host:port,...', defaultMembers)
-    .action((options: { members: string }) => withClient(options.members, async (client) => {
-      const { leader, client: address } = await client.leader();
-      writeOut(leader === 0 ? 'no leader known\n' : `leader: member ${leader}${address === null ? '' : ` (client port ${formatAddress(address)})`}\n`);
-    }));
-}
-
-async function withClient(members: string, body: (client: FlotillaClient) => Promise<void>): Promise<void> {
-  const endpoints = members.split(',').map((text) => {
-    try {
-      return parseAddress(text.trim(), '--members');
-    } catch (error) {
-      throw new InvalidArgumentError((error as Error).message);
-    }
-  });
-  const client = new FlotillaClient({ endpoints, callDeadlineMs: 10_000 });
-  try {
-    await body(client);
-  } catch (error) {
-    writeErr(`flotilla debug: ${(error as Error).message}\n`);
-    exit(exitCodes.failed);
-  } finally {
-    client.close();
-  }
 }

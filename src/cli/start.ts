@@ -2,116 +2,232 @@
 // own `flotilla server` process on 127.0.0.1, with data under ./data/member-N. Logs go to
 // ./data/member-N/server.log; warnings and errors are echoed here. Ctrl-C stops all three
 // cleanly; running it again resumes from the data.
+//
+// The data directory's lock (./data/LOCK, holding this process's pid) is taken before
+// anything is read or started, so a second `npm start` says that a cluster is running
+// instead of opening the live members' logs (and then failing on their ports).
+//
+// A member that dies (kill -9, a crash) is restarted with a back-off, 1 s doubling to
+// 30 s, reset once it has run a minute. A member that refuses to start — its data is
+// damaged (exit 3), its directory is in use (4), its configuration is wrong (2) — is
+// reported with its reason and left stopped; restarting would not help, and the others
+// keep serving.
 
-import type { Command } from 'commander';
+import { join } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Timer } from '../io/clock.js';
 import { realClock, RealClock } from '../platform/clock.js';
+import { acquireDataLock, type DataLock } from '../platform/data-lock.js';
 import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
 import { absolutePath, ensureDirectory, fileExists, openLineFile, writePrivateFile, type LineFile } from '../platform/server-files.js';
 import { randomSecretHex } from '../platform/server-random.js';
 import { spawnServerChild, type ServerChild } from '../platform/server-children.js';
+import type { ChildExit } from '../platform/spawn.js';
 import { SECRET_ENV_KEY } from '../server/config.js';
+import { checkout } from './checkout.js';
+import { localCluster, memberIds } from './local-cluster.js';
+import { exitCodes as serverExitCodes } from './server.js';
 
-export const localCluster = {
-  memberCount: 3,
-  host: '127.0.0.1',
-  peerPortBase: 7100,
-  clientPortBase: 7200,
-  adminPortBase: 7300,
-  /** ZooKeeper's usual port and the next two. */
-  zkPortBase: 2180,
-  secretBytes: 32,
-  /** How long the members may take to open their ports. */
-  startTimeoutMs: 30_000,
-  /** After Ctrl-C, members still running after this are killed. */
-  stopTimeoutMs: 15_000,
-  clientAddresses(): string[] {
-    return memberIds().map((id) => `${this.host}:${this.clientPortBase + id}`);
-  },
+export const startLimits = {
+  /** The first restart of a member that died waits this long; each quick death doubles it. */
+  restartDelayMsMin: 1_000,
+  restartDelayMsMax: 30_000,
+  /** A member that ran this long before it died is restarted after restartDelayMsMin again. */
+  restartResetAfterMs: 60_000,
+  /** Lines of a member's standard error kept (whether it explained why it stopped). */
+  stderrTailLinesMax: 10,
 } as const;
+
+export const startExitCodes = { ok: 0, failed: 1, dataInUse: 4 } as const;
+
+/** `flotilla server` exit codes that mean "refuses to start": a restart would fail the same way. */
+const refusals: ReadonlyMap<number, string> = new Map([
+  [serverExitCodes.config, 'its configuration is wrong'],
+  [serverExitCodes.damagedData, 'its data is damaged'],
+  [serverExitCodes.dataInUse, 'its data directory is in use by another process'],
+]);
 
 /** pino's numeric level for warn: lines at or above it are echoed to the terminal. */
 const PINO_WARN_LEVEL = 40;
 
-function memberIds(): number[] {
-  return Array.from({ length: localCluster.memberCount }, (_, i) => i + 1);
+interface MemberPorts {
+  readonly peer: number;
+  readonly client: number;
+  readonly admin: number;
+  readonly zk: number;
 }
 
 interface Member {
   readonly id: number;
-  readonly child: ServerChild;
+  readonly ports: MemberPorts;
+  readonly args: readonly string[];
+  readonly logFile: string;
   readonly log: LineFile;
-  listening: boolean;
+  child: ServerChild | undefined;
+  /** starting: spawned, not listening yet; running: listening; waiting: to be restarted; refused: left stopped. */
+  state: 'starting' | 'running' | 'waiting' | 'refused';
+  startedAtMs: number;
+  restartDelayMs: number;
+  restarts: number;
+  readonly stderrTail: string[];
+  restartTimer: Timer | undefined;
+}
+
+interface StartOptions {
+  data: string;
+  tickMs: string;
+  ports?: MemberPorts[];
 }
 
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('run a local three-member cluster (data under ./data; Ctrl-C stops it)')
+    .description('run a local three-member cluster (data under ./data; Ctrl-C stops it; a killed member is restarted)')
     .option('--data <dir>', 'data directory', './data')
     .option('--tick-ms <ms>', 'milliseconds per Raft tick', '100')
-    .action((options: { data: string; tickMs: string }) => runStart(options));
+    .addOption(new Option('--ports <list>', 'TESTS ONLY: peer:client:admin:zookeeper ports of each member, comma-separated').argParser(parsePorts).hideHelp())
+    .action((options: StartOptions) => runStart(options));
 }
 
-async function runStart(options: { data: string; tickMs: string }): Promise<void> {
+async function runStart(options: StartOptions): Promise<void> {
   const data = absolutePath(options.data);
-  await ensureDirectory(data);
+  const lock = await acquireDataLock(data);
+  if (!lock.acquired) {
+    writeErr(`flotilla start: a cluster is already running from ${options.data} (pid ${lock.pid}); stop it first (Ctrl-C where it runs, or kill ${lock.pid}). If no such process is running, delete ${lock.file}.\n`);
+    exit(startExitCodes.dataInUse);
+  }
   const secretFile = `${data}/cluster.env`;
   if (!(await fileExists(secretFile))) await writePrivateFile(secretFile, `# The local cluster's shared secret (peers authenticate each other with it).\n${SECRET_ENV_KEY}=${randomSecretHex(localCluster.secretBytes)}\n`);
-  const peers = memberIds().map((id) => `${id}=${localCluster.host}:${localCluster.peerPortBase + id}`).join(',');
+  const ports = options.ports ?? defaultPorts();
+  const peers = memberIds().map((id) => `${id}=${localCluster.host}:${ports[id - 1]!.peer}`).join(',');
   const members: Member[] = [];
-  let stopping = false;
   for (const id of memberIds()) {
     await ensureDirectory(`${data}/member-${id}`);
-    members.push(spawnMember(id, data, peers, secretFile, options.tickMs, () => stopping));
+    members.push(newMember(id, ports[id - 1]!, data, peers, secretFile, options.tickMs));
   }
-  const stopAll = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    writeOut('\nstopping the members (SIGTERM)...\n');
-    await stopMembers(members);
-    exit(code);
-  };
-  onSignal('SIGINT', () => void stopAll(0));
-  onSignal('SIGTERM', () => void stopAll(0));
-  const started = await waitForListening(members);
-  if (!started) {
-    writeErr(`flotilla start: not every member started (see ${data}/member-N/server.log)\n`);
-    await stopAll(1);
+  const supervisor = new Supervisor(members, lock.lock);
+  onSignal('SIGINT', () => void supervisor.stop(startExitCodes.ok));
+  onSignal('SIGTERM', () => void supervisor.stop(startExitCodes.ok));
+  for (const member of members) supervisor.launch(member);
+  await supervisor.waitForStart(localCluster.startTimeoutMs);
+  const running = members.filter((member) => member.state === 'running').length;
+  if (running === 0) {
+    writeErr(`flotilla start: no member started (see ${data}/member-N/server.log)\n`);
+    await supervisor.stop(startExitCodes.failed);
     return;
   }
-  writeOut(describeCluster(data));
+  writeOut(describeCluster(data, members));
 }
 
-function spawnMember(id: number, data: string, peers: string, secretFile: string, tickMs: string, isStopping: () => boolean): Member {
-  const log = openLineFile(`${data}/member-${id}/server.log`);
+function newMember(id: number, ports: MemberPorts, data: string, peers: string, secretFile: string, tickMs: string): Member {
   const args = [
     'server', '--id', String(id), '--peers', peers, '--data', `${data}/member-${id}`,
-    '--client-port', String(localCluster.clientPortBase + id), '--admin-port', String(localCluster.adminPortBase + id),
-    '--zk-port', String(localCluster.zkPortBase + id), '--zk-tick-ms', '2000',
+    '--client-port', String(ports.client), '--admin-port', String(ports.admin),
+    '--zk-port', String(ports.zk), '--zk-tick-ms', '2000',
     '--tick-ms', tickMs, '--cluster-secret-file', secretFile,
   ];
-  const member: Member = {
-    id,
-    log,
-    listening: false,
-    child: spawnServerChild({
-      args,
-      onStdoutLine: (line) => {
-        log.write(line);
-        const entry = parseLogLine(line);
-        if (entry?.msg === 'listening') member.listening = true;
-        if (entry !== undefined && entry.level >= PINO_WARN_LEVEL) writeOut(`[member ${id}] ${entry.msg}\n`);
-      },
-      onStderrLine: (line) => {
-        log.write(line);
-        writeErr(`[member ${id}] ${line}\n`);
-      },
-    }),
+  const logFile = `${data}/member-${id}/server.log`;
+  return {
+    id, ports, args, logFile,
+    log: openLineFile(logFile),
+    child: undefined,
+    state: 'starting',
+    startedAtMs: 0,
+    restartDelayMs: startLimits.restartDelayMsMin,
+    restarts: 0,
+    stderrTail: [],
+    restartTimer: undefined,
   };
-  void member.child.exited.then((exited) => {
-    if (!isStopping()) writeErr(`[member ${id}] exited (code ${exited.code}, signal ${exited.signal}); the other members keep running\n`);
-  });
-  return member;
+}
+
+/** Runs the members: starts them, restarts one that dies, leaves one that refuses, stops them all. */
+class Supervisor {
+  private stopping = false;
+
+  constructor(
+    private readonly members: readonly Member[],
+    private readonly lock: DataLock,
+  ) {}
+
+  launch(member: Member): void {
+    member.state = 'starting';
+    member.startedAtMs = realClock.nowMs();
+    member.stderrTail.length = 0;
+    const child = spawnServerChild({
+      args: member.args,
+      onStdoutLine: (line) => this.stdoutLine(member, line),
+      onStderrLine: (line) => {
+        member.log.write(line);
+        member.stderrTail.push(line);
+        if (member.stderrTail.length > startLimits.stderrTailLinesMax) member.stderrTail.shift();
+        writeErr(`[member ${member.id}] ${line}\n`);
+      },
+    });
+    member.child = child;
+    void child.exited.then((exited) => this.exited(member, child, exited));
+  }
+
+  /** Resolves once every member is running or refused, or after `timeoutMs`. */
+  async waitForStart(timeoutMs: number): Promise<void> {
+    const deadline = realClock.nowMs() + timeoutMs;
+    while (realClock.nowMs() < deadline && !this.stopping) {
+      if (this.members.every((member) => member.state === 'running' || member.state === 'refused')) return;
+      await new Promise<void>((resolve) => realClock.setTimer(50, resolve));
+    }
+  }
+
+  async stop(code: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    writeOut('\nstopping the members (SIGTERM)...\n');
+    for (const member of this.members) member.restartTimer?.cancel();
+    const running = this.members.flatMap((member) => (member.child?.isRunning() === true ? [{ member, child: member.child }] : []));
+    for (const { child } of running) child.kill('SIGTERM');
+    const killer = new RealClock({ keepAlive: false }).setTimer(localCluster.stopTimeoutMs, () => {
+      for (const { child } of running) child.kill('SIGKILL');
+    });
+    const exits = await Promise.all(running.map(({ child }) => child.exited));
+    killer.cancel();
+    for (const [i, exited] of exits.entries()) writeOut(`member ${running[i]!.member.id}: exited with code ${exited.code}${exited.signal === null ? '' : ` (${exited.signal})`}\n`);
+    await Promise.all(this.members.map((member) => member.log.close()));
+    await this.lock.release();
+    exit(code);
+  }
+
+  private stdoutLine(member: Member, line: string): void {
+    member.log.write(line);
+    const entry = parseLogLine(line);
+    if (entry?.msg === 'listening') {
+      if (member.restarts > 0) writeOut(`[member ${member.id}] restarted (pid ${member.child?.pid ?? '?'}) and listening again\n`);
+      member.state = 'running';
+    }
+    if (entry !== undefined && entry.level >= PINO_WARN_LEVEL) writeOut(`[member ${member.id}] ${entry.msg}\n`);
+  }
+
+  private exited(member: Member, child: ServerChild, exited: ChildExit): void {
+    if (this.stopping || member.child !== child) return;
+    const how = exited.signal === null ? `exit code ${exited.code}` : `signal ${exited.signal}`;
+    const refusal = exited.code === null ? undefined : refusals.get(exited.code);
+    if (refusal !== undefined) {
+      member.state = 'refused';
+      // Its own explanation was echoed as it came (stderr); repeat it only if there was none.
+      const reason = member.stderrTail.length > 0 ? ' (its message is above)' : '';
+      writeErr(`[member ${member.id}] refuses to start (${how}): ${refusal}${reason}. It is not restarted; the other members keep serving. Fix the cause (see ${member.logFile}) and run \`npm start\` again.\n`);
+      return;
+    }
+    const ranMs = realClock.nowMs() - member.startedAtMs;
+    if (ranMs >= startLimits.restartResetAfterMs) member.restartDelayMs = startLimits.restartDelayMsMin;
+    const delayMs = member.restartDelayMs;
+    member.restartDelayMs = Math.min(startLimits.restartDelayMsMax, delayMs * 2);
+    member.state = 'waiting';
+    writeErr(`[member ${member.id}] exited (${how}); the other members keep serving; restarting it in ${delayMs / 1000} s\n`);
+    member.restartTimer = realClock.setTimer(delayMs, () => {
+      member.restartTimer = undefined;
+      if (this.stopping) return;
+      member.restarts++;
+      this.launch(member);
+    });
+  }
 }
 
 function parseLogLine(line: string): { level: number; msg: string } | undefined {
@@ -123,47 +239,54 @@ function parseLogLine(line: string): { level: number; msg: string } | undefined 
   }
 }
 
-/** Resolves true once every member printed its "listening" line, false if one exited first. */
-async function waitForListening(members: readonly Member[]): Promise<boolean> {
-  const deadline = realClock.nowMs() + localCluster.startTimeoutMs;
-  while (realClock.nowMs() < deadline) {
-    if (members.every((member) => member.listening)) return true;
-    if (members.some((member) => !member.child.isRunning())) return false;
-    await new Promise<void>((resolve) => realClock.setTimer(50, resolve));
-  }
-  return false;
+function defaultPorts(): MemberPorts[] {
+  return memberIds().map((id) => ({
+    peer: localCluster.peerPortBase + id,
+    client: localCluster.clientPortBase + id,
+    admin: localCluster.adminPortBase + id,
+    zk: localCluster.zkPortBase + id,
+  }));
 }
 
-async function stopMembers(members: readonly Member[]): Promise<void> {
-  for (const member of members) member.child.kill('SIGTERM');
-  const killer = new RealClock({ keepAlive: false }).setTimer(localCluster.stopTimeoutMs, () => {
-    for (const member of members) member.child.kill('SIGKILL');
+/** --ports: "peer:client:admin:zk" for each member, comma-separated. */
+function parsePorts(raw: string): MemberPorts[] {
+  const items = raw.split(',');
+  if (items.length !== localCluster.memberCount) throw new InvalidArgumentError(`${localCluster.memberCount} members need ${localCluster.memberCount} entries, got ${items.length}`);
+  return items.map((item) => {
+    const ports = item.split(':').map(Number);
+    if (ports.length !== 4 || ports.some((port) => !Number.isInteger(port) || port < 1 || port > 65_535)) throw new InvalidArgumentError(`${JSON.stringify(item)} is not peer:client:admin:zk`);
+    return { peer: ports[0]!, client: ports[1]!, admin: ports[2]!, zk: ports[3]! };
   });
-  const exits = await Promise.all(members.map((member) => member.child.exited));
-  killer.cancel();
-  for (const [i, exited] of exits.entries()) writeOut(`member ${members[i]!.id}: exited with code ${exited.code}${exited.signal === null ? '' : ` (${exited.signal})`}\n`);
-  await Promise.all(members.map((member) => member.log.close()));
 }
 
-function describeCluster(data: string): string {
-  const rows = memberIds().map((id) => `  member ${id}   peer ${localCluster.host}:${localCluster.peerPortBase + id}   client ${localCluster.host}:${localCluster.clientPortBase + id}   admin http://${localCluster.host}:${localCluster.adminPortBase + id}   zookeeper ${localCluster.host}:${localCluster.zkPortBase + id}`);
-  const admin = `localhost:${localCluster.adminPortBase + 1}`;
+function describeCluster(data: string, members: readonly Member[]): string {
+  const host = localCluster.host;
+  const rows = members.map((member) => {
+    const state = member.state === 'running' ? '' : `   (${member.state === 'refused' ? 'refused to start: see above' : 'not listening yet'})`;
+    return `  member ${member.id}   peer ${host}:${member.ports.peer}   client ${host}:${member.ports.client}   admin http://${host}:${member.ports.admin}   zookeeper ${host}:${member.ports.zk}${state}`;
+  });
+  const running = members.filter((member) => member.state === 'running').length;
+  const admin = `localhost:${members[0]!.ports.admin}`;
+  const bin = checkout() === null ? undefined : join(checkout()!.root, 'bin');
   return [
     '',
-    `Flotilla: a local cluster of ${localCluster.memberCount} members is running (data and logs in ${data}).`,
+    `Flotilla: a local cluster of ${members.length} members is running${running < members.length ? ` (${running} of them serving)` : ''} (data and logs in ${data}).`,
     ...rows,
     '',
-    'Try:',
+    `Try (\`flotilla\` is ${bin === undefined ? 'bin/flotilla in the checkout' : `${bin}/flotilla`}: put that folder on PATH, or run \`npm link\` once; see README.md):`,
+    ...(bin === undefined ? [] : [`  export PATH="${bin}:$PATH"`]),
     `  curl -s ${admin}/status`,
     `  curl -s ${admin}/metrics | grep ^flotilla_`,
-    '  npx flotilla kv put greeting hello',
-    '  npx flotilla kv get greeting',
-    '  npx flotilla kv scan --json',
-    '  npx flotilla debug leader',
-    `  npx flotilla zk create /hello world && npx flotilla zk get /hello`,
-    `  /usr/share/zookeeper/bin/zkCli.sh -server ${memberIds().map((id) => `${localCluster.host}:${localCluster.zkPortBase + id}`).join(',')}`,
-    `  echo srvr | nc ${localCluster.host} ${localCluster.zkPortBase + 1}`,
+    '  flotilla kv put greeting hello',
+    '  flotilla kv get greeting',
+    '  flotilla kv scan --json',
+    '  flotilla debug leader                  # each group\'s leader and every member\'s pid',
+    '  flotilla zk create /hello world && flotilla zk get /hello',
+    `  /usr/share/zookeeper/bin/zkCli.sh -server ${members.map((member) => `${host}:${member.ports.zk}`).join(',')}`,
+    `  echo srvr | nc ${host} ${members[0]!.ports.zk}`,
     '',
+    `A member that stops (kill -9) is restarted after ${startLimits.restartDelayMsMin / 1000} s, then 2 s, 4 s, ... up to ${startLimits.restartDelayMsMax / 1000} s;`,
+    'one that refuses to start (damaged data, data directory in use) is reported and left stopped.',
     'Ctrl-C stops all members; `npm start` again resumes from the data.',
     '',
   ].join('\n');

@@ -3,12 +3,18 @@
 // (zkclient/). Output follows zkCli.sh where it has a convention (`Created <path>`, the
 // `stat` field names), with children sorted for deterministic output.
 //
+// Data comes from the command line or, with --file, from a file or standard input (the
+// kernel limits one argument to 128 KiB; value-input.ts).
+//
 // Exit codes: 0 done; 1 ZooKeeper answered with an error (its code name is printed, e.g.
-// NONODE) or no server could be reached (CONNECTIONLOSS); 2 bad usage.
+// NONODE) or no server could be reached (CONNECTIONLOSS), or --file could not be read;
+// 2 bad usage.
 
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { posix } from 'node:path';
 import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
-import { Err, ZkClient, ZkError, type Stat, type WatchEvent } from '../zkclient/index.js';
+import { Err, ZkClient, ZkError, isZkError, requestBytesMax, type Data, type Stat, type WatchEvent, type Watcher } from '../zkclient/index.js';
+import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
 
 export const zkExitCodes = { ok: 0, zkError: 1, usage: 2 } as const;
 
@@ -21,6 +27,16 @@ type Output = string | undefined;
 
 /** The ZooKeeper ports of the cluster `npm start` runs (ZooKeeper's usual 2181, then 2182, 2183). */
 const localServers = ['127.0.0.1:2181', '127.0.0.1:2182', '127.0.0.1:2183'];
+
+/** `watch` names at most this many children on a NodeChildrenChanged line. */
+const WATCH_CHILDREN_SHOWN_MAX = 100;
+/** `watch` re-reads a node this often at most when it keeps appearing and vanishing under it. */
+const WATCH_ARM_ATTEMPTS_MAX = 16;
+
+const limitsHelp = `
+Limits: one request (path and data together) has at most ${requestBytesMax} bytes (ZooKeeper's jute.maxbuffer,
+about 1 MiB). Data given on the command line is also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB);
+for larger data use --file PATH, or --file ${STDIN_NAME} to read standard input:  flotilla zk set /config --file ${STDIN_NAME} < config.json`;
 
 export function registerZk(program: Command): void {
   const zk = program
@@ -39,24 +55,34 @@ export function registerZk(program: Command): void {
       const { data } = await client.getData(path);
       return `${data === null ? 'null' : Buffer.from(data).toString('utf8')}\n`;
     }));
-  zk.command('set').argument('<path>').argument('<data>').description("replace a znode's data")
+  zk.command('set').argument('<path>').argument('[data]', 'the new data, UTF-8 (or --file)').description("replace a znode's data")
     .option('-v, --version <version>', 'only if the data version is this (-1: any)', versionNumber, -1)
-    .action((path: string, data: string, options: { version: number }, command: Command) => run(command, async (client) => {
-      await client.setData(path, data, options.version);
-      return undefined;
-    }));
-  zk.command('create').argument('<path>').argument('[data]', 'the data (UTF-8)', '').description('create a znode')
+    .option('--file <path>', valueFileHelp)
+    .addHelpText('after', limitsHelp)
+    .action((path: string, data: string | undefined, options: { version: number; file?: string }, command: Command) => run(command, async (client, bytes) => {
+      const stat = await client.setData(path, bytes, options.version);
+      return `Set ${path} (data version ${stat.version}, ${stat.dataLength} bytes)\n`;
+    }, () => dataOf(data, options.file)));
+  zk.command('create').argument('<path>').argument('[data]', 'the data, UTF-8 (or --file; default: empty)').description('create a znode')
     .option('-e, --ephemeral', 'deleted when this command\'s session ends')
     .option('-s, --sequential', 'append a sequence number to the name')
-    .action((path: string, data: string, options: { ephemeral?: boolean; sequential?: boolean }, command: Command) => run(command, async (client) => {
+    .option('--file <path>', valueFileHelp)
+    .addHelpText('after', limitsHelp)
+    .action((path: string, data: string | undefined, options: { ephemeral?: boolean; sequential?: boolean; file?: string }, command: Command) => run(command, async (client, bytes) => {
       const mode = options.ephemeral === true ? (options.sequential === true ? 'ephemeral-sequential' : 'ephemeral') : options.sequential === true ? 'persistent-sequential' : 'persistent';
-      return `Created ${await client.create(path, data, { mode })}\n`;
-    }));
+      try {
+        return `Created ${await client.create(path, bytes, { mode })}\n`;
+      } catch (error) {
+        // A create answers NONODE only when the parent is missing; say which node that is.
+        if (isZkError(error, Err.noNode)) throw new ZkError(Err.noNode, `create ${path}: the parent node ${posix.dirname(path)} does not exist (create it first)`);
+        throw error;
+      }
+    }, async () => (data === undefined && options.file === undefined ? new Uint8Array(0) : dataOf(data, options.file))));
   zk.command('delete').argument('<path>').description('delete a znode (it must have no children)')
     .option('-v, --version <version>', 'only if the data version is this (-1: any)', versionNumber, -1)
     .action((path: string, options: { version: number }, command: Command) => run(command, async (client) => {
       await client.delete(path, options.version);
-      return undefined;
+      return `Deleted ${path}\n`;
     }));
   zk.command('stat').argument('<path>').description("print a znode's Stat")
     .action((path: string, _options: object, command: Command) => run(command, async (client) => {
@@ -64,27 +90,53 @@ export function registerZk(program: Command): void {
       if (stat === null) throw new ZkError(Err.noNode, path);
       return describeStat(stat);
     }));
-  zk.command('watch').argument('<path>').description("print a znode's data, existence and child events until Ctrl-C")
+  zk.command('watch').argument('<path>').description("print a znode's data, then each data, existence and child change with the new data, until Ctrl-C")
     .option('--count <n>', 'stop after this many events', positiveInteger('--count'))
+    .addHelpText('after', `
+Output: first "<path> = <data>" (or "<path> does not exist"), then one line per event:
+  NodeCreated <path> = <data>        NodeDataChanged <path> = <data>
+  NodeDeleted <path>                 NodeChildrenChanged <path> children: <names>
+The data is what the node holds when the watch is set again after the event (ZooKeeper's
+watches fire once; changes in between are seen as their latest value).`)
     .action((path: string, options: { count?: number }, command: Command) => run(command, (client) => watch(client, path, options.count ?? Infinity)));
 }
 
-async function run(command: Command, body: (client: ZkClient) => Promise<Output>): Promise<void> {
+/**
+ * Connects, runs `body`, prints its output and exits. `prepare` runs first, before any
+ * connection is made (reading --file: a usage error or a missing file fails at once).
+ */
+async function run<T>(command: Command, body: (client: ZkClient, prepared: T) => Promise<Output>, prepare?: () => Promise<T>): Promise<void> {
   const flags = command.optsWithGlobals<ZkFlags>();
   let client: ZkClient | undefined;
   let code: number = zkExitCodes.ok;
   try {
+    const prepared = (await prepare?.()) as T;
     client = await ZkClient.connect({ servers: flags.server, sessionTimeoutMs: flags.timeoutMs, initialConnectDeadlineMs: flags.timeoutMs });
-    const out = await body(client);
+    const out = await body(client, prepared);
     if (out !== undefined) writeOut(out);
   } catch (error) {
-    if (!(error instanceof ZkError)) throw error;
-    writeErr(`flotilla zk: ${error.message}\n`);
-    code = zkExitCodes.zkError;
+    code = describeFailure(error);
   } finally {
     await client?.close();
   }
   exit(code);
+}
+
+/** Prints an operating error and returns its exit code; anything else is a bug and is rethrown. */
+function describeFailure(error: unknown): number {
+  if (error instanceof UsageError) {
+    writeErr(`flotilla zk: ${error.message}\n`);
+    return zkExitCodes.usage;
+  }
+  if (error instanceof ZkError || error instanceof ValueTooLargeError) writeErr(`flotilla zk: ${error.message}\n`);
+  else if (isFileError(error)) writeErr(`flotilla zk: cannot read the data: ${error.message}\n`);
+  else throw error;
+  return zkExitCodes.zkError;
+}
+
+/** The data argument or --file's contents, refused locally beyond jute.maxbuffer. */
+function dataOf(argument: string | undefined, file: string | undefined): Promise<Uint8Array> {
+  return valueFrom(argument, file, requestBytesMax, "ZooKeeper's jute.maxbuffer");
 }
 
 const eventNames: Readonly<Record<WatchEvent['type'], string>> = {
@@ -96,9 +148,10 @@ const eventNames: Readonly<Record<WatchEvent['type'], string>> = {
 };
 
 /**
- * Keeps an exists watch (and, while the node exists, a child watch) armed on `path` and
- * prints each event, until `count` events or Ctrl-C. One watcher function is armed each
- * time, so an event that hits both watches is printed once (the client keeps sets).
+ * Prints the node's state, then each event on it with the state read when the watch is
+ * set again, until `count` events or Ctrl-C. One watcher function is armed each time, so
+ * an event that hits both the data and the child watch is printed once (the client keeps
+ * sets).
  */
 async function watch(client: ZkClient, path: string, count: number): Promise<Output> {
   const events: WatchEvent[] = [];
@@ -110,15 +163,55 @@ async function watch(client: ZkClient, path: string, count: number): Promise<Out
   const stop = () => void client.close().then(() => exit(zkExitCodes.ok));
   onSignal('SIGINT', stop);
   onSignal('SIGTERM', stop);
+  const initial = await arm(client, path, watcher);
+  writeOut(initial === null ? `${path} does not exist\n` : `${path} = ${describeData(initial.data)}\n`);
   // Unbounded by design when no --count is given: it runs until Ctrl-C or the session ends.
   for (let printed = 0; printed < count; printed++) {
-    if ((await client.exists(path, watcher)) !== null) await client.getChildren(path, watcher).catch(ignoreNoNode);
     while (events.length === 0) await new Promise<void>((resolve) => (wake = resolve));
     const event = events.shift()!;
     if (event.type === 'sessionEnded') throw await client.whenEnded();
-    writeOut(`${eventNames[event.type]} ${event.path}\n`);
+    const state = await arm(client, path, watcher);
+    writeOut(`${eventNames[event.type]} ${event.path}${describeEventState(event.type, state)}\n`);
   }
   return undefined;
+}
+
+interface NodeState {
+  readonly data: Data;
+  readonly children: readonly string[];
+}
+
+/**
+ * Reads the node and sets the watches again: data and child watches while it exists, an
+ * exists watch while it does not. Returns what was read (null: no node).
+ */
+async function arm(client: ZkClient, path: string, watcher: Watcher): Promise<NodeState | null> {
+  for (let attempt = 0; attempt < WATCH_ARM_ATTEMPTS_MAX; attempt++) {
+    try {
+      const { data } = await client.getData(path, watcher);
+      const children = await client.getChildren(path, watcher);
+      return { data, children: children.sort() };
+    } catch (error) {
+      ignoreNoNode(error);
+    }
+    // Gone: watch for its creation. If it was created meanwhile, read it again.
+    if ((await client.exists(path, watcher)) === null) return null;
+  }
+  throw new ZkError(Err.runtimeInconsistency, `${path} kept appearing and vanishing while it was read ${WATCH_ARM_ATTEMPTS_MAX} times`);
+}
+
+function describeEventState(type: WatchEvent['type'], state: NodeState | null): string {
+  if (state === null) return type === 'deleted' ? '' : ' (does not exist now)';
+  if (type === 'childrenChanged') {
+    const shown = state.children.slice(0, WATCH_CHILDREN_SHOWN_MAX).join(' ');
+    const more = state.children.length > WATCH_CHILDREN_SHOWN_MAX ? ` ... (${state.children.length} in all)` : '';
+    return ` children: ${state.children.length === 0 ? '(none)' : shown}${more}`;
+  }
+  return `${type === 'deleted' ? ' (created again)' : ''} = ${describeData(state.data)}`;
+}
+
+function describeData(data: Data): string {
+  return data === null ? 'null' : Buffer.from(data).toString('utf8');
 }
 
 function ignoreNoNode(error: unknown): void {

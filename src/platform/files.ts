@@ -1,11 +1,26 @@
 // Whole-file reads and writes for the command-line tools (a history to check, an HTML report
-// to write). Services do their I/O through io.Disk instead; this is only for the CLI edge.
+// to write, a value to store). Services do their I/O through io.Disk instead; this is only
+// for the CLI edge.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { InputTooLargeError } from './process.js';
 
 /** Reads a UTF-8 text file; throws the fs error (ENOENT, EACCES) for the caller to report. */
 export function readTextFile(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * Reads a whole file of at most `bytesMax` bytes; a larger one is refused with
+ * InputTooLargeError before it is read. Throws the fs error (ENOENT, EACCES, EISDIR).
+ */
+export function readBytesFile(path: string, bytesMax: number): Buffer {
+  const size = statSync(path).size;
+  if (size > bytesMax) throw new InputTooLargeError(`${path} has ${size} bytes, more than ${bytesMax}`);
+  const bytes = readFileSync(path);
+  // It may have grown between the stat and the read.
+  if (bytes.length > bytesMax) throw new InputTooLargeError(`${path} has ${bytes.length} bytes, more than ${bytesMax}`);
+  return bytes;
 }
 
 /** Writes (replaces) a UTF-8 text file. */

@@ -231,18 +231,29 @@ export interface DialOptions extends FramedHandlers {
   readonly limits?: Partial<FramedLimits>;
 }
 
-/** Connects to a framed server. Rejects if the connection fails or times out. */
+/** Why a connection could not be made; `code` is the socket error's (ECONNREFUSED), or 'ETIMEDOUT'. */
+export class DialError extends Error {
+  override name = 'DialError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** Connects to a framed server. Rejects with a DialError if the connection fails or times out. */
 export function dialFramed(options: DialOptions): Promise<FramedConnection> {
   const limits = { ...framedDefaults, ...options.limits };
   return new Promise((resolve, reject) => {
     const socket = connect({ host: options.host, port: options.port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`connecting to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`));
+      reject(new DialError(`connecting to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`, 'ETIMEDOUT'));
     }, options.connectTimeoutMs);
-    const failed = (error: Error) => {
+    const failed = (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(`connecting to ${options.host}:${options.port} failed: ${error.message}`));
+      reject(new DialError(`connecting to ${options.host}:${options.port} failed: ${error.message}`, error.code));
     };
     socket.once('error', failed);
     socket.once('connect', () => {

@@ -1,6 +1,7 @@
 // The admin HTTP API of a member, as a hono app (testable with app.request(), no socket):
-//   GET /status   JSON: id, role, term, leader, commit, applied, lastIndex, log and
-//                 snapshot bytes, peers with their addresses, connection and progress
+//   GET /status   JSON: id, pid, role, term, leader, commit, applied, lastIndex, log and
+//                 snapshot bytes, peers with their addresses, connection and progress,
+//                 and the ZooKeeper group's role, leader and term under `zk`
 //   GET /metrics  Prometheus text (metrics.ts)
 // platform/http-admin.ts serves it on the admin port.
 

@@ -9,6 +9,8 @@
 //   outcome of one attempt                        | write                    | read, leader
 //   ----------------------------------------------+--------------------------+-------------
 //   could not connect (nothing sent)              | next member, retry       | same
+//   every member refused the connection in a row  | ClientError('unavailable') at once,
+//     (nothing listens there)                     |   unless an earlier attempt may have applied
 //   not-leader                                    | go to the hinted leader  | same
 //   overloaded / dropped                          | back off, retry          | same
 //   connection lost or no reply after sending,    | retry (same seq); it may | retry
@@ -17,17 +19,19 @@
 //
 // When the deadline passes: OutcomeUnknownError if some attempt of a write may have
 // applied, else ClientError('unavailable') (nothing was applied). A service-level refusal
-// (key-invalid, value-too-large, keys-full, ...) is a KvError: definite, not applied.
+// (key-invalid, value-too-large, keys-full, ...) is a KvError: definite, not applied. A
+// request larger than the client port's frame limit (frameBytesMax, 1 MiB) is never sent:
+// it fails at once with KvError('value-too-large'), or 'key-invalid' for an oversized key.
 
 import { assert, unreachable } from '../stdx/assert.js';
 import type { Clock } from '../io/clock.js';
 import { realClock } from '../platform/clock.js';
-import { dialFramed, type FramedConnection } from '../platform/server-client-port.js';
+import { DialError, dialFramed, type FramedConnection } from '../platform/server-client-port.js';
 import { formatAddress, type Address } from './config.js';
 import { decodeResponse, encodeRequest, type ClientRequest, type ClientResponse } from './protocol.js';
 import { randomClientId } from '../platform/server-random.js';
 import type { ReadConsistency } from '../runtime/replica.js';
-import { decodeResult, encodeCommand, type KvEntry, type KvErrorCode, type KvOp, type KvResult } from '../kv/index.js';
+import { decodeResult, encodeCommand, kvDefaults, type KvEntry, type KvErrorCode, type KvOp, type KvResult } from '../kv/index.js';
 
 export interface ClientOptions {
   /** Client addresses of (some of) the members; redirects may add others. */
@@ -275,7 +279,9 @@ export class FlotillaClient {
 
   private async read(op: KvOp, options: ReadOptions): Promise<{ result: KvResult; index: number }> {
     const command = encodeCommand({ op, session: undefined, timeMs: 0 });
-    return this.unwrap(await this.call({ type: 'kv', command, consistency: options.consistency ?? 'linearizable' }, false));
+    const body: RequestBody = { type: 'kv', command, consistency: options.consistency ?? 'linearizable' };
+    this.refuseOversized(op, body);
+    return this.unwrap(await this.call(body, false));
   }
 
   private async write(op: KvOp): Promise<{ result: KvResult; index: number }> {
@@ -289,11 +295,26 @@ export class FlotillaClient {
     this.writesInFlight.add(seq);
     try {
       const command = encodeCommand({ op, session, timeMs: 0 });
-      return this.unwrap(await this.call({ type: 'kv', command, consistency: 'linearizable' }, true));
+      const body: RequestBody = { type: 'kv', command, consistency: 'linearizable' };
+      this.refuseOversized(op, body);
+      return this.unwrap(await this.call(body, true));
     } finally {
       // Also when given up on: a late duplicate is then refused as stale, never run twice.
       this.writesInFlight.delete(seq);
     }
+  }
+
+  /**
+   * A request over the client port's frame limit would make the member close the
+   * connection (and the retries would end as "outcome unknown"); it is refused before
+   * anything is sent, so it is definitely not applied.
+   */
+  private refuseOversized(op: KvOp, body: RequestBody): void {
+    const frameBytes = encodeRequest({ ...body, id: Number.MAX_SAFE_INTEGER } as ClientRequest).length;
+    if (frameBytes <= this.options.frameBytesMax) return;
+    const limits = `a request frame may have at most ${this.options.frameBytesMax} bytes (frameBytesMax), a value at most ${kvDefaults.valueBytesMax} (valueBytesMax), a key at most ${kvDefaults.keyBytesMax} (keyBytesMax)`;
+    if ('value' in op) throw new KvError('value-too-large', `the ${op.kind} of ${op.value.length} value bytes makes a ${frameBytes}-byte request; ${limits}. Not sent, not applied.`);
+    throw new KvError('key-invalid', `the ${op.kind} makes a ${frameBytes}-byte request; ${limits}. Not sent, not applied.`);
   }
 
   private unwrap(response: ClientResponse): { result: KvResult; index: number } {
@@ -308,6 +329,8 @@ export class FlotillaClient {
     const deadline = this.clock.nowMs() + this.options.callDeadlineMs;
     let lastProblem = 'no attempt was made';
     let maybeApplied = false;
+    /** Members that refused the connection since the last attempt that got further. */
+    const refused = new Set<string>();
     for (let attempt = 0; attempt < this.options.attemptsMax && this.clock.nowMs() < deadline; attempt++) {
       if (this.closed) throw new ClientError('unavailable', 'the client is closed');
       if (attempt > 0) await this.sleep(attempt);
@@ -316,8 +339,14 @@ export class FlotillaClient {
       if (connection instanceof Error) {
         lastProblem = connection.message;
         this.forgetTarget(address);
+        if (connection instanceof DialError && connection.code === 'ECONNREFUSED') refused.add(formatAddress(address));
+        else refused.clear();
+        if (!maybeApplied && this.endpoints.every((endpoint) => refused.has(formatAddress(endpoint)))) {
+          throw new ClientError('unavailable', `every member refused the connection (nothing listens at ${this.endpoints.map(formatAddress).join(', ')}); the request was not applied`);
+        }
         continue;
       }
+      refused.clear();
       let response: ClientResponse;
       try {
         response = await connection.request(body);

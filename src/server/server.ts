@@ -25,6 +25,7 @@ import { FramedServer } from '../platform/server-client-port.js';
 import { HttpAdminServer } from '../platform/http-admin.js';
 import { randomSeed } from '../platform/server-random.js';
 import { directoryBytes } from '../platform/server-files.js';
+import { processId } from '../platform/process.js';
 import { adminApp } from './admin.js';
 import { ClientHandler } from './client-handler.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
@@ -240,6 +241,8 @@ export class FlotillaServer {
     const addresses = this.addresses();
     return {
       ...status,
+      // The OS process, so that an operator can find (and kill -9) the leader: `flotilla debug leader`.
+      pid: processId(),
       logBytes: this.parts.storage.sizeBytes(),
       snapshotBytes: await directoryBytes(`${this.config.dataDir}/${GROUP_DIR}/snap`),
       pendingProposals: this.parts.replica.pendingCount(),

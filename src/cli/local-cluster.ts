@@ -1,0 +1,27 @@
+// The local cluster `flotilla start` (npm start) runs, and whose addresses the other
+// commands use by default: three members on 127.0.0.1 with fixed ports.
+
+export const localCluster = {
+  memberCount: 3,
+  host: '127.0.0.1',
+  peerPortBase: 7100,
+  clientPortBase: 7200,
+  adminPortBase: 7300,
+  /** ZooKeeper's usual port and the next two. */
+  zkPortBase: 2180,
+  secretBytes: 32,
+  /** How long the members may take to open their ports. */
+  startTimeoutMs: 30_000,
+  /** After Ctrl-C, members still running after this are killed. */
+  stopTimeoutMs: 15_000,
+  clientAddresses(): string[] {
+    return memberIds().map((id) => `${this.host}:${this.clientPortBase + id}`);
+  },
+  adminAddresses(): string[] {
+    return memberIds().map((id) => `${this.host}:${this.adminPortBase + id}`);
+  },
+} as const;
+
+export function memberIds(): number[] {
+  return Array.from({ length: localCluster.memberCount }, (_, i) => i + 1);
+}

@@ -1,0 +1,24 @@
+// A JSON GET with a deadline, for command-line tools that read members' admin ports
+// (`flotilla debug leader` reads /status).
+
+export class HttpGetError extends Error {
+  override name = 'HttpGetError';
+}
+
+/** GETs `url` and parses its JSON body; rejects with HttpGetError naming the cause (ECONNREFUSED, a timeout, an HTTP status). */
+export async function getJson(url: string, timeoutMs: number): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const reason = typeof cause?.code === 'string' ? cause.code : (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (error as Error).message;
+    throw new HttpGetError(reason === 'ECONNREFUSED' ? 'connection refused' : reason);
+  }
+  if (!response.ok) throw new HttpGetError(`HTTP ${response.status}`);
+  try {
+    return await response.json();
+  } catch (error) {
+    throw new HttpGetError(`not JSON: ${(error as Error).message}`);
+  }
+}
