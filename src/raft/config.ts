@@ -50,6 +50,10 @@ export interface RaftConfig {
     readonly commitPreviousTermByCounting?: boolean;
     /** Answer reads from the leader's commit index without confirming leadership. */
     readonly readWithoutConfirmation?: boolean;
+    /** Back a rejected follower up one entry per round trip, ignoring its conflict hint (thesis §5.3). */
+    readonly backtrackOneEntry?: boolean;
+    /** The runtime hands the first entry of every applied batch to the service twice. */
+    readonly applyTwice?: boolean;
   };
 }
 

@@ -606,6 +606,7 @@ export class RaftCore {
       // Fast backtracking: skip every entry of a term the follower does not have.
       let hint = m.hintIndex;
       if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm)[0];
+      if (this.config.unsafe?.backtrackOneEntry === true) hint = index(Math.max(0, m.index - 1));
       if (pr.maybeDecrease(m.index, hint)) this.oweAppend(m.from, false);
       return;
     }

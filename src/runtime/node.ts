@@ -235,6 +235,9 @@ export class RaftNode {
       try {
         if (ready.snapshot !== undefined && ready.applySnapshot) this.options.restore?.(ready.snapshot);
         for (const entry of ready.committedEntries) this.options.apply(entry);
+        // Planted bug (tests only): hand the batch's first entry to the service again.
+        const first = ready.committedEntries[0];
+        if (first !== undefined && this.options.config.unsafe?.applyTwice === true) this.options.apply(first);
       } finally {
         this.applying = false;
       }

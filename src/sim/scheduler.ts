@@ -14,6 +14,8 @@ interface Event {
   cancelled: boolean;
 }
 
+const stampsPerMsMax = 2 ** 20;
+
 export type YieldToHost = () => Promise<void>;
 
 export class Scheduler {
@@ -21,6 +23,9 @@ export class Scheduler {
   nowMs = 0;
   /** Events run so far. */
   eventCount = 0;
+  /** Stamps handed out within the current millisecond (see stampMs). */
+  private stampsThisMs = 0;
+  private stampMsBase = -1;
   private readonly heap: Event[] = [];
   private seq = 0;
   private sleepers = new Set<{ reject: (error: unknown) => void }>();
@@ -43,6 +48,35 @@ export class Scheduler {
   after(delayMs: number, fn: () => void): Timer {
     assert(delayMs >= 0, 'delay must not be negative');
     return this.at(this.nowMs + delayMs, fn);
+  }
+
+  /**
+   * A time stamp for a history: the virtual time plus a fraction that grows with every
+   * stamp taken inside the same millisecond, so stamps are strictly increasing in the
+   * order the code took them. Two operations in one millisecond then keep their real-time
+   * order: one that returns before another is called is never taken as concurrent with it.
+   * (Fractions are multiples of 2^-20: exact in a double, and a million stamps per
+   * virtual millisecond is far more than any test takes.)
+   */
+  stampMs(): number {
+    if (this.stampMsBase !== this.nowMs) {
+      this.stampMsBase = this.nowMs;
+      this.stampsThisMs = 0;
+    }
+    this.stampsThisMs++;
+    assert(this.stampsThisMs < stampsPerMsMax, 'too many history stamps in one virtual millisecond');
+    return this.nowMs + this.stampsThisMs / stampsPerMsMax;
+  }
+
+  /**
+   * Fails the run at virtual time `limitMs`: every sleeper is rejected with `error`, so a
+   * test stuck in virtual time (waiting for something that never happens) ends instead of
+   * running on, and a test that is merely slow fails as the lab's 120 s limit fails it.
+   */
+  failAt(limitMs: number, error: () => Error): Timer {
+    return this.at(limitMs, () => {
+      throw error();
+    });
   }
 
   /** A Clock on this scheduler's virtual time. */

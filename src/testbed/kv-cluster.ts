@@ -248,20 +248,20 @@ export class KvCluster {
 
   /** The lab's Get(cfg, ck, key, log, cli): a clerk call, logged when `client` is given. */
   async get(clerk: Clerk, key: string, client = -1): Promise<string> {
-    const callTime = this.nowMs();
+    const callTime = this.scheduler.stampMs();
     const value = await clerk.get(key);
     this.log(client, { kind: 'get', key }, value, callTime);
     return value;
   }
 
   async put(clerk: Clerk, key: string, value: string, client = -1): Promise<void> {
-    const callTime = this.nowMs();
+    const callTime = this.scheduler.stampMs();
     await clerk.put(key, value);
     this.log(client, { kind: 'put', key, value }, '', callTime);
   }
 
   async append(clerk: Clerk, key: string, value: string, client = -1): Promise<void> {
-    const callTime = this.nowMs();
+    const callTime = this.scheduler.stampMs();
     await clerk.append(key, value);
     this.log(client, { kind: 'append', key, value }, '', callTime);
   }
@@ -277,7 +277,7 @@ export class KvCluster {
    * checking more history costs little and can only find more.
    */
   private log(client: number, input: KvInput, output: KvOutput, callTime: number): void {
-    this.history.push({ clientId: client, input, output, callTime, returnTime: this.nowMs() });
+    this.history.push({ clientId: client, input, output, callTime, returnTime: this.scheduler.stampMs() });
   }
 
   // ---- Observations ------------------------------------------------------------------------

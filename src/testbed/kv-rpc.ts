@@ -2,10 +2,12 @@
 // a server either returns the handler's reply or fails, and the failure comes the way the
 // lab's does —
 //
-//   reliable                             1 ms each way (sim/network.ts's reliable latency:
-//                                        labrpc adds none, but then a clerk's whole call
-//                                        would take no time at all next to Raft's 1 ms hops)
-//   endpoint disabled, or no server      fails after 0–99 ms (the kv testers' short delays)
+//   reliable                             1–5 ms each way, drawn per message, so concurrent
+//                                        calls overtake each other (sim/network.ts's reliable
+//                                        latency: labrpc adds none, but then a clerk's whole
+//                                        call would take no time next to Raft's hops)
+//   endpoint disabled, or no server      fails after 0–99 ms (the kv testers' short delays),
+//                                        or 0–6999 ms with longDelays (the Raft tester's)
 //   unreliable                           0–26 ms before delivery; 10% of requests lost,
 //                                        10% of replies lost (the handler did run)
 //   server deleted or endpoint disabled  checked every 100 ms while the handler runs: fails
@@ -20,11 +22,13 @@
 import { Packr } from 'msgpackr';
 import type { Prng } from '../stdx/prng.js';
 import type { Scheduler } from '../sim/scheduler.js';
-import { reliableDelayMs } from '../sim/network.js';
+import { reliableDelayMs, reliableDelayMsMax } from '../sim/network.js';
 
 const packr = new Packr({ useRecords: false });
 
 export const disabledFailureDelayMsMax = 99;
+/** With longDelays: a call to a disabled endpoint or missing server fails after up to 7 s. */
+export const longFailureDelayMsMax = 6999;
 export const unreliableDelayMsMax = 26;
 export const unreliableLossProbability = 0.1;
 /** How often a waiting Call checks whether its server died or its endpoint was disabled. */
@@ -40,6 +44,8 @@ interface ServerSlot<A, R> {
 
 export class ClerkNetwork<A, R> {
   reliable = true;
+  /** labrpc's LongDelays: failures to reach a server take up to 7 s instead of 0.1 s. */
+  longDelays = false;
   /** Calls made (labrpc's total RPC count). */
   rpcTotal = 0;
   /** Bytes of arguments sent and replies delivered. */
@@ -83,10 +89,10 @@ export class ClerkNetwork<A, R> {
     this.bytesTotal += encoded.length;
     const slot = this.servers[server];
     if (!this.isEnabled(clerk, server) || slot === undefined) {
-      await this.delay(this.prng.int(disabledFailureDelayMsMax + 1));
+      await this.delay(this.prng.int((this.longDelays ? longFailureDelayMsMax : disabledFailureDelayMsMax) + 1));
       return undefined;
     }
-    if (this.reliable) await this.delay(reliableDelayMs);
+    if (this.reliable) await this.delay(this.reliableDelayMs());
     else {
       await this.delay(this.prng.int(unreliableDelayMsMax + 1));
       if (this.prng.chance(unreliableLossProbability)) return undefined;
@@ -94,7 +100,7 @@ export class ClerkNetwork<A, R> {
     const reply = await this.runHandler(clerk, server, slot, packr.unpack(encoded) as A);
     if (reply === undefined || this.servers[server] !== slot) return undefined;
     if (!this.reliable && this.prng.chance(unreliableLossProbability)) return undefined;
-    if (this.reliable) await this.delay(reliableDelayMs);
+    if (this.reliable) await this.delay(this.reliableDelayMs());
     if (this.servers[server] !== slot) return undefined;
     const replyBytes = packr.pack(reply);
     this.bytesTotal += replyBytes.length;
@@ -127,6 +133,10 @@ export class ClerkNetwork<A, R> {
         },
       );
     });
+  }
+
+  private reliableDelayMs(): number {
+    return reliableDelayMs + this.prng.int(reliableDelayMsMax - reliableDelayMs + 1);
   }
 
   private delay(ms: number): Promise<void> {

@@ -78,7 +78,12 @@ export class RaftCluster {
   readonly logs: Map<number, Command>[];
   /** Per server: the register the commands write (the last numeric command applied). */
   readonly registers: number[];
-  /** When each command was first applied anywhere (virtual ms). */
+  /**
+   * Per server: the index of the last entry applied or snapshot restored, as the lab's
+   * applierSnap keeps it. Invariant: the next entry applied is exactly lastApplied + 1.
+   */
+  readonly lastApplied: number[];
+  /** When each command was first applied anywhere (a history stamp: virtual ms, exactly ordered). */
   readonly firstApplied = new Map<Command, number>();
   readonly prng: Prng;
   private readonly ids: NodeId[];
@@ -87,6 +92,8 @@ export class RaftCluster {
   private readonly options: ClusterOptions;
   /** Messages sent, by type (tests check that a path, say InstallSnapshot, was taken). */
   readonly sentByType = new Map<string, number>();
+  /** Append answers that rejected the entries (each costs the leader a round trip). */
+  rejectedAppends = 0;
   private applyError: string | undefined;
   private maxIndex = 0;
 
@@ -104,6 +111,7 @@ export class RaftCluster {
     this.storages = Array.from({ length: n }, () => new MemoryStorage());
     this.logs = Array.from({ length: n }, () => new Map());
     this.registers = new Array<number>(n).fill(0);
+    this.lastApplied = new Array<number>(n).fill(0);
     this.connected = new Array<boolean>(n).fill(false);
   }
 
@@ -128,6 +136,7 @@ export class RaftCluster {
     this.crash1(i);
     this.logs[i] = new Map();
     this.registers[i] = 0;
+    this.lastApplied[i] = 0;
     const id = this.ids[i]!;
     const voters = this.ids.slice(0, this.options.bootstrapVoters ?? this.n);
     const config: RaftConfig = {
@@ -145,6 +154,7 @@ export class RaftCluster {
       transport: {
         send: (to, message) => {
           this.sentByType.set(message.type, (this.sentByType.get(message.type) ?? 0) + 1);
+          if (message.type === 'AppResp' && message.reject) this.rejectedAppends++;
           this.network.send(id, to, message);
         },
       },
@@ -239,12 +249,15 @@ export class RaftCluster {
       }
     }
     const log = this.logs[i]!;
-    if (entry.index > 1 && !log.has(entry.index - 1)) {
-      this.applyError ??= `server ${i} apply out of order ${entry.index}`;
+    // The lab's applierSnap rule, for every test: exactly the next index, never one at or
+    // below a restored snapshot, never one twice, never a gap.
+    if (entry.index !== this.lastApplied[i]! + 1) {
+      this.applyError ??= `server ${i} apply out of order, expected index ${this.lastApplied[i]! + 1}, got ${entry.index}`;
     }
+    this.lastApplied[i] = entry.index;
     log.set(entry.index, command);
     if (typeof command === 'number') this.registers[i] = command;
-    if (!this.firstApplied.has(command)) this.firstApplied.set(command, this.scheduler.nowMs);
+    if (!this.firstApplied.has(command)) this.firstApplied.set(command, this.scheduler.stampMs());
     this.maxIndex = Math.max(this.maxIndex, entry.index);
     if (this.options.snapshot === true && (entry.index + 1) % (this.options.snapshotEvery ?? snapshotInterval) === 0) {
       // The blob holds the index and every command through it, as the lab's does.
@@ -257,6 +270,10 @@ export class RaftCluster {
   private restored(i: number, index: number, data: Uint8Array): void {
     const blob = packr.unpack(data) as { index: number; commands: (Command | null)[] };
     if (blob.index !== index) this.applyError ??= `server ${i} snapshot index ${blob.index} != ${index}`;
+    // Stricter than the lab, which takes any snapshot: one older than what the server has
+    // already applied would roll its state machine back.
+    if (index < this.lastApplied[i]!) this.applyError ??= `server ${i} restored a snapshot at ${index} after applying ${this.lastApplied[i]}`;
+    this.lastApplied[i] = index;
     const log = new Map<number, Command>();
     let register = 0;
     blob.commands.forEach((command, k) => {

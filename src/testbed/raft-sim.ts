@@ -179,7 +179,7 @@ async function loop(running: () => boolean, body: () => Promise<void>): Promise<
 
 async function writeOnce(cluster: RaftCluster, prng: Prng, history: History, client: number): Promise<void> {
   const value = 1 + cluster.randomCommand();
-  history.writes.push({ value, callMs: cluster.scheduler.nowMs, client });
+  history.writes.push({ value, callMs: cluster.scheduler.stampMs(), client });
   let index = -1;
   for (let i = 0; i < cluster.n; i++) {
     const result = cluster.start(i, value);
@@ -192,10 +192,10 @@ async function writeOnce(cluster: RaftCluster, prng: Prng, history: History, cli
 
 async function readOnce(cluster: RaftCluster, prng: Prng, history: History, client: number): Promise<void> {
   const i = prng.int(cluster.n);
-  const callTime = cluster.scheduler.nowMs;
+  const callTime = cluster.scheduler.stampMs();
   const value = await cluster.read(i, readTimeoutMs);
   if (value !== undefined) {
-    history.reads.push({ clientId: client, input: { kind: 'read' }, output: value, callTime, returnTime: cluster.scheduler.nowMs });
+    history.reads.push({ clientId: client, input: { kind: 'read' }, output: value, callTime, returnTime: cluster.scheduler.stampMs() });
   }
   await cluster.sleep(prng.int(100));
 }

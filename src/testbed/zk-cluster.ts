@@ -182,6 +182,11 @@ export class ZkCluster {
     return this.scheduler.nowMs;
   }
 
+  /** A strictly increasing time stamp for histories (Scheduler.stampMs). */
+  stampMs(): number {
+    return this.scheduler.stampMs();
+  }
+
   sleep(ms: number): Promise<void> {
     return this.scheduler.sleep(ms);
   }
@@ -984,7 +989,7 @@ class ZkSimulation {
   }
 
   private async registerWrite(client: ZkClient, input: Extract<ZnodeRegisterInput, { kind: 'write' | 'cas' }>): Promise<void> {
-    const callTime = this.cluster.nowMs();
+    const callTime = this.cluster.stampMs();
     const version = input.kind === 'write' ? -1 : input.expected;
     const outcome = await client.write([{ op: 'setData', path: registerPath, data: encodeNumber(input.value), version }]);
     if (outcome.kind === 'failed') return;
@@ -1001,11 +1006,11 @@ class ZkSimulation {
         return;
       }
     }
-    this.history.push({ clientId: client.id, input, output, callTime, returnTime: this.cluster.nowMs() });
+    this.history.push({ clientId: client.id, input, output, callTime, returnTime: this.cluster.stampMs() });
   }
 
   private async registerRead(client: ZkClient, sync: boolean): Promise<void> {
-    const callTime = this.cluster.nowMs();
+    const callTime = this.cluster.stampMs();
     const read = await client.read(registerPath, sync);
     if (read === undefined) return;
     if (read.node === undefined || read.node.data === null) {
@@ -1017,7 +1022,7 @@ class ZkSimulation {
     // Reads without sync are only sequentially consistent (§2.5): checked by sawVersion,
     // not by lincheck — unless the planted bug pretends they are linearizable.
     if (sync || this.options.unsafe?.readsWithoutSync === true) {
-      this.history.push({ clientId: client.id, input: { kind: 'read' }, output, callTime, returnTime: this.cluster.nowMs() });
+      this.history.push({ clientId: client.id, input: { kind: 'read' }, output, callTime, returnTime: this.cluster.stampMs() });
     }
   }
 
@@ -1416,7 +1421,7 @@ export async function runStaleReadScenario(options: { seed: number; yieldToHost:
     await scriptedWrite(cluster, writer, 2, history);
     // Strictly after: a call at the instant another returns counts as concurrent with it.
     await cluster.sleep(1);
-    const callTime = cluster.nowMs();
+    const callTime = cluster.stampMs();
     const heal = cluster.sleep(500).then(() => cluster.heal());
     // A sync that times out (its ReadIndex request was lost in the cut) is retried, as a
     // client retries after CONNECTIONLOSS; the read's call time stays the first attempt's.
@@ -1426,7 +1431,7 @@ export async function runStaleReadScenario(options: { seed: number; yieldToHost:
     const node = read?.node;
     const value = node === undefined || node.data === null ? undefined : decodeNumber(node.data);
     if (node !== undefined && value !== undefined) {
-      history.push({ clientId: 1, input: { kind: 'read' }, output: { ok: true, value, version: node.version }, callTime, returnTime: cluster.nowMs() });
+      history.push({ clientId: 1, input: { kind: 'read' }, output: { ok: true, value, version: node.version }, callTime, returnTime: cluster.stampMs() });
     }
     cluster.checkErrors();
     const model = znodeRegisterModel();
@@ -1438,9 +1443,9 @@ export async function runStaleReadScenario(options: { seed: number; yieldToHost:
 }
 
 async function scriptedWrite(cluster: ZkCluster, client: ZkClient, value: number, history: RegisterOperation[]): Promise<void> {
-  const callTime = cluster.nowMs();
+  const callTime = cluster.stampMs();
   const outcome = await client.write([{ op: 'setData', path: registerPath, data: encodeNumber(value), version: -1 }]);
   const result = outcome.kind === 'ok' ? outcome.results[0] : undefined;
   if (result?.op !== 'setData') throw new TestFailure(`the scripted write of ${value} failed: ${JSON.stringify(outcome)}`);
-  history.push({ clientId: 0, input: { kind: 'write', value }, output: { ok: true, value, version: result.stat.version }, callTime, returnTime: cluster.nowMs() });
+  history.push({ clientId: 0, input: { kind: 'write', value }, output: { ok: true, value, version: result.stat.version }, callTime, returnTime: cluster.stampMs() });
 }

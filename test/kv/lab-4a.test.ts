@@ -1,7 +1,7 @@
 // The 6.824 kvraft 4A tests (2024 names; docs/6824-tests.md §5.4), on the simulator in
 // virtual time, with the lab's bounds; every logged history is checked for linearizability.
 
-import { kvTest } from './lab.js';
+import { kvTest, kvVerdictsTest } from './lab.js';
 import { genericTest, genericTestSpeed, genericTitle, checkConcurrentAppends, type GenericParams } from '../../src/testbed/kv-generic.js';
 import { electionTimeoutMs, type KvCluster } from '../../src/testbed/kv-cluster.js';
 import { TestFailure } from '../../src/testbed/raft-cluster.js';
@@ -91,3 +91,5 @@ generic('TestPersistConcurrentUnreliable4A', 5, { ...base, nclients: 5, unreliab
 generic('TestPersistPartition4A', 5, { ...base, nclients: 5, crash: true, partitions: true });
 generic('TestPersistPartitionUnreliable4A', 5, { ...base, nclients: 5, unreliable: true, crash: true, partitions: true });
 generic('TestPersistPartitionUnreliableLinearizable4A', 7, { nclients: 15, unreliable: true, crash: true, partitions: true, maxraftstate: -1, randomkeys: true });
+
+kvVerdictsTest();

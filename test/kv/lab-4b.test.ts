@@ -4,7 +4,7 @@
 // checked for linearizability.
 
 import assert from 'node:assert/strict';
-import { kvTest } from './lab.js';
+import { kvTest, kvVerdictsTest } from './lab.js';
 import { genericTest, genericTestSpeed, genericTitle, maxSnapshotStateBytes, type GenericParams } from '../../src/testbed/kv-generic.js';
 import { electionTimeoutMs } from '../../src/testbed/kv-cluster.js';
 import { TestFailure } from '../../src/testbed/raft-cluster.js';
@@ -86,3 +86,5 @@ generic('TestSnapshotUnreliable4B', 5, { ...base, nclients: 5, unreliable: true,
 generic('TestSnapshotUnreliableRecover4B', 5, { ...base, nclients: 5, unreliable: true });
 generic('TestSnapshotUnreliableRecoverConcurrentPartition4B', 5, { ...base, nclients: 5, unreliable: true, partitions: true });
 generic('TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4B', 7, { ...base, nclients: 15, unreliable: true, partitions: true, randomkeys: true });
+
+kvVerdictsTest();

@@ -2,8 +2,9 @@
 // bounds from docs/6824-tests.md §4.6: the tester snapshots after every tenth entry,
 // and each server's persisted Raft state must stay under 2000 bytes.
 
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labTest } from './lab.js';
+import { labRealTimeoutMs, labTest, runLabTest } from './lab.js';
 import { maxLogSizeBytes, type RaftCluster } from '../../src/testbed/raft-cluster.js';
 
 /** snapcommon(disconnect, reliable, crash): 30 rounds on three servers. */
@@ -57,6 +58,13 @@ labTest('TestSnapshotInstallUnreliable3D', 3, { snapshot: true, unreliable: true
   assert.ok((cfg.sentByType.get('Snap') ?? 0) > 0, 'no InstallSnapshot was needed: the test did not test it');
 });
 labTest('TestSnapshotInstallCrash3D', 3, { snapshot: true }, (cfg) => snapcommon(cfg, false, true));
+
+// An entry handed to the service twice (the same command at the same index) agrees with
+// every other server and follows its predecessor, so only the exact lastApplied + 1 rule
+// catches it.
+test('planted bug: applying an entry twice fails the snapshot tests', { timeout: labRealTimeoutMs }, async () => {
+  await assert.rejects(runLabTest('TestSnapshotBasic3D', 3, { snapshot: true, unsafe: { applyTwice: true } }, (cfg) => snapcommon(cfg, false, false)), /apply out of order, expected index \d+, got \d+/);
+});
 labTest('TestSnapshotInstallUnCrash3D', 3, { snapshot: true, unreliable: true }, (cfg) => snapcommon(cfg, false, true));
 
 async function crashAndRestartAll(cfg: RaftCluster): Promise<void> {

@@ -24,14 +24,14 @@ async function staleLeaderScenario(unsafeReads: boolean): Promise<{ history: Reg
   });
   const history: RegisterOperation[] = [];
   const write = async (client: number, value: number, servers: number) => {
-    const callTime = cluster.scheduler.nowMs;
+    const callTime = cluster.scheduler.stampMs();
     await cluster.one(value, servers, true);
-    history.push({ clientId: client, input: { kind: 'write', value }, output: 0, callTime, returnTime: cluster.scheduler.nowMs });
+    history.push({ clientId: client, input: { kind: 'write', value }, output: 0, callTime, returnTime: cluster.scheduler.stampMs() });
   };
   const read = async (client: number, server: number) => {
-    const callTime = cluster.scheduler.nowMs;
+    const callTime = cluster.scheduler.stampMs();
     const value = await cluster.read(server, 1000);
-    if (value !== undefined) history.push({ clientId: client, input: { kind: 'read' }, output: value, callTime, returnTime: cluster.scheduler.nowMs });
+    if (value !== undefined) history.push({ clientId: client, input: { kind: 'read' }, output: value, callTime, returnTime: cluster.scheduler.stampMs() });
     return value;
   };
   try {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler } from '../../src/sim/scheduler.js';
 import { yieldToHost } from '../../src/platform/host.js';
+import { check, registerModel, type Operation, type RegisterInput, type RegisterOutput } from '../../src/lincheck/index.js';
 
 test('events run in time order, ties in insertion order', async () => {
   const scheduler = new Scheduler(yieldToHost);
@@ -56,4 +57,39 @@ test('an event that throws rejects the sleepers', async () => {
     throw new Error('boom');
   });
   await assert.rejects(scheduler.sleep(10), /boom/);
+});
+
+test('history stamps strictly increase inside one virtual millisecond and keep the ms', async () => {
+  const scheduler = new Scheduler(yieldToHost);
+  const stamps: number[] = [scheduler.stampMs(), scheduler.stampMs()];
+  await scheduler.sleep(3);
+  stamps.push(scheduler.stampMs(), scheduler.stampMs());
+  for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} does not follow stamp ${i - 1}: ${stamps.join(', ')}`);
+  assert.deepEqual(stamps.map(Math.floor), [0, 0, 3, 3]);
+});
+
+// Why the stamps: a write that returns, then a read that starts in the same millisecond and
+// sees the old value. In whole milliseconds the two look concurrent and the checker accepts
+// the read as ordered first; with stamps it must (and does) reject it.
+test('whole-millisecond times hide a stale read that stamps expose', async () => {
+  const history = (times: number[]): Operation<RegisterInput, RegisterOutput>[] => [
+    { clientId: 0, input: { kind: 'write', value: 1 }, output: 0, callTime: times[0]!, returnTime: times[1]! },
+    { clientId: 1, input: { kind: 'read' }, output: 0, callTime: times[2]!, returnTime: times[3]! },
+  ];
+  const scheduler = new Scheduler(yieldToHost);
+  await scheduler.sleep(5);
+  const ms = [scheduler.nowMs, scheduler.nowMs, scheduler.nowMs, scheduler.nowMs];
+  const stamped = [scheduler.stampMs(), scheduler.stampMs(), scheduler.stampMs(), scheduler.stampMs()];
+  assert.equal(check(registerModel(0), history(ms)).verdict, 'ok', 'whole milliseconds: the read counts as concurrent');
+  assert.equal(check(registerModel(0), history(stamped)).verdict, 'illegal', 'stamps: the read began after the write returned');
+});
+
+test('failAt ends a run stuck in virtual time with the given error', async () => {
+  const scheduler = new Scheduler(yieldToHost);
+  scheduler.failAt(120_000, () => new Error('took longer than 120 seconds'));
+  const neverDone = async () => {
+    for (;;) await scheduler.sleep(1000);
+  };
+  await assert.rejects(neverDone(), /took longer than 120 seconds/);
+  assert.equal(scheduler.nowMs, 120_000);
 });
