@@ -288,16 +288,25 @@ export class FlotillaClient {
     if (this.writesInFlight.size >= this.options.writesInFlightMax) {
       throw new ClientError('overloaded-client', `${this.writesInFlight.size} writes of this client await replies (writesInFlightMax); use another client for more`);
     }
+    // Before a sequence number is taken: the service must never see a gap in a session's
+    // numbers for a request that was not sent. The largest numbers bound the encoded size.
+    const largest = { client: this.clientId, seq: Number.MAX_SAFE_INTEGER, ack: Number.MAX_SAFE_INTEGER };
+    this.refuseOversized(op, { type: 'kv', command: encodeCommand({ op, session: largest, timeMs: 0 }), consistency: 'linearizable' });
     // ack: every request below the oldest one still in flight has had its reply.
     const oldest = this.writesInFlight.size === 0 ? this.seq + 1 : Math.min(...this.writesInFlight);
     const seq = ++this.seq;
     const session = { client: this.clientId, seq, ack: oldest - 1 };
     this.writesInFlight.add(seq);
+    const progress = { sent: false };
     try {
       const command = encodeCommand({ op, session, timeMs: 0 });
-      const body: RequestBody = { type: 'kv', command, consistency: 'linearizable' };
-      this.refuseOversized(op, body);
-      return this.unwrap(await this.call(body, true));
+      return this.unwrap(await this.call({ type: 'kv', command, consistency: 'linearizable' }, true, progress));
+    } catch (error) {
+      // Never sent (no member could be reached): give the number back if it is still the
+      // last one, so that the next write does not acknowledge a request the service never
+      // saw (a new session whose first command acknowledges one is refused as expired).
+      if (!progress.sent && this.seq === seq) this.seq--;
+      throw error;
     } finally {
       // Also when given up on: a late duplicate is then refused as stale, never run twice.
       this.writesInFlight.delete(seq);
@@ -325,7 +334,7 @@ export class FlotillaClient {
   }
 
   /** One request, retried until it is answered or the deadline passes. */
-  private async call(body: RequestBody, write: boolean): Promise<ClientResponse> {
+  private async call(body: RequestBody, write: boolean, progress = { sent: false }): Promise<ClientResponse> {
     const deadline = this.clock.nowMs() + this.options.callDeadlineMs;
     let lastProblem = 'no attempt was made';
     let maybeApplied = false;
@@ -349,6 +358,7 @@ export class FlotillaClient {
       refused.clear();
       let response: ClientResponse;
       try {
+        progress.sent = true;
         response = await connection.request(body);
       } catch (error) {
         if (error instanceof ClientError) throw error;
