@@ -1,0 +1,92 @@
+// The data-directory lock (issue 13, item 5): a second `flotilla server` on a live member's
+// data, or a second `flotilla start` on a running cluster's, refuses before it reads
+// anything, naming the pid that holds it; a lock left by a dead process is taken over.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { freePorts, TestCluster } from '../server/helpers.js';
+import { killAllCommands, runFlotilla } from './helpers.js';
+
+after(killAllCommands);
+
+/** Every file under `dir` but the lock and the log: its size, mtime and content hash. */
+async function fingerprint(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const pending = [dir];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.name !== 'LOCK' && entry.name !== 'server.log') {
+        const info = await stat(path);
+        const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+        files.set(relative(dir, path), `${info.size} ${info.mtimeMs} ${hash}`);
+      }
+    }
+  }
+  return files;
+}
+
+/** The pid of a process that has exited (a lock holding it is stale). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid!;
+}
+
+test('flotilla server on a live member\'s data directory refuses before reading it, naming the pid', { timeout: 60_000 }, async (t) => {
+  const cluster = await TestCluster.start(t, 1);
+  await cluster.waitForLeader();
+  await cluster.client().put('k', 'v');
+  const dataDir = cluster.dataDir(1);
+  const live = cluster.members.get(1)!.child.pid;
+  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(live), 'the member holds its lock');
+  const before = await fingerprint(dataDir);
+  assert.ok([...before.keys()].some((file) => file.endsWith('.wal')), `WAL files exist: ${[...before.keys()].join(', ')}`);
+
+  const second = await runFlotilla([
+    'server', '--id', '1', '--peers', `1=127.0.0.1:${cluster.peerPort(1)}`, '--data', dataDir,
+    '--client-port', '0', '--admin-port', '0', '--zk-port', '0', '--cluster-secret-file', join(cluster.root, 'cluster.env'),
+  ]);
+  assert.equal(second.code, 4, second.stderr);
+  assert.match(second.stderr, new RegExp(`in use by a running process \\(pid ${live}\\)`));
+  // The member logs "starting" before it recovers anything; the refusal comes before that.
+  const messages = second.stdout.toString('utf8').split('\n').filter((line) => line.length > 0).map((line) => (JSON.parse(line) as { msg: string }).msg);
+  assert.deepEqual(messages, [`refusing to start: the data directory is in use by process ${live}`]);
+  assert.deepEqual(await fingerprint(dataDir), before, 'no file in the data directory changed');
+  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(live), 'the lock is still the live member\'s');
+  assert.equal(cluster.members.get(1)!.child.isRunning(), true);
+});
+
+test('a lock left by a dead process is taken over; a clean stop removes it', { timeout: 60_000 }, async (t) => {
+  const cluster = await TestCluster.create(t, 1);
+  const dataDir = cluster.dataDir(1);
+  await mkdir(dataDir, { recursive: true });
+  const dead = await deadPid();
+  await writeFile(join(dataDir, 'LOCK'), `${dead}\n`);
+  const member = await cluster.startMember(1);
+  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(member.child.pid));
+  assert.ok(member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === dead), 'the takeover is logged');
+  const exit = await cluster.kill(1, 'SIGTERM');
+  assert.equal(exit.code, 0);
+  await assert.rejects(stat(join(dataDir, 'LOCK')), /ENOENT/);
+});
+
+test('a second flotilla start on a running cluster\'s data says so, names the pid, and creates nothing', { timeout: 60_000 }, async (t) => {
+  const data = await mkdtemp(join(tmpdir(), 'flotilla-start-'));
+  t.after(() => rm(data, { recursive: true, force: true }));
+  // This test process stands in for the running `flotilla start`: it is alive.
+  await writeFile(join(data, 'LOCK'), `${process.pid}\n`);
+  const ports = await freePorts(12);
+  const plan = [0, 1, 2].map((member) => ports.slice(member * 4, member * 4 + 4).join(':')).join(',');
+  const run = await runFlotilla(['start', '--data', data, '--ports', plan], { timeoutMs: 30_000 });
+  assert.equal(run.code, 4, run.stderr);
+  assert.equal(run.stderr.split('\n')[0]!.startsWith(`flotilla start: a cluster is already running from ${data} (pid ${process.pid})`), true, run.stderr);
+  assert.deepEqual(await readdir(data), ['LOCK'], 'no secret, no member directory, no log was created');
+});
