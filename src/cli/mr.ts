@@ -350,9 +350,12 @@ async function prepareJob(files: string[], options: JobOptions): Promise<Coordin
   };
 }
 
-/** Names the applications there are, for an --app that is neither one of them nor a file. */
+/** For an --app that is neither a built-in nor a file: what there is instead. */
 function unknownApp(given: string, resolved: string): string {
-  return `unknown application "${given}": the built-in applications are ${builtinApps.join(', ')}; anything else must be the path of a module exporting map and reduce (there is no file ${resolved})`;
+  const builtins = `the built-in applications are ${builtinApps.join(', ')}`;
+  // A bare word was meant as a built-in; anything with a slash or an extension, as a file.
+  if (/^[\w-]+$/.test(given)) return `unknown application "${given}": ${builtins}; anything else must be the path of a module exporting map and reduce`;
+  return `application module not found: ${resolved} (${builtins})`;
 }
 
 /** A built-in name stays; anything else is a module path, made absolute for the workers. */
