@@ -11,7 +11,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { exit, writeErr, writeOut } from '../platform/process.js';
 import { parseAddress, type Address } from '../server/config.js';
-import { ClientError, FlotillaClient, KvError, OutcomeUnknownError, clientDefaults } from '../server/client.js';
+import { ClientError, FlotillaClient, KvError, OutcomeUnknownError } from '../server/client.js';
 import { kvDefaults } from '../kv/index.js';
 import { localCluster } from './local-cluster.js';
 import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
@@ -30,13 +30,15 @@ interface ValueFlags extends KvFlags {
 }
 
 const limitsHelp = `
-Limits: a key has 1 to ${kvDefaults.keyBytesMax} bytes; a value at most ${kvDefaults.valueBytesMax} bytes (${kvDefaults.valueBytesMax / 1024} KiB,
-valueBytesMax; a request at most ${clientDefaults.frameBytesMax} bytes on the wire). A value given on the command line is
-also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB); for larger ones use --file PATH, or --file ${STDIN_NAME}
-to read standard input:  flotilla kv put photo --file ${STDIN_NAME} < photo.jpg
-A value too large is refused at once (value-too-large) and is not applied.
-When every member refuses the connection (nothing listens), the command fails at once.
-Exit codes: 0 done, 1 failed (not applied), 2 bad usage, 4 outcome unknown (a write may have applied).`;
+Limits: a key has 1 to ${kvDefaults.keyBytesMax} bytes, a value at most ${kvDefaults.valueBytesMax} (${kvDefaults.valueBytesMax / 1024} KiB, valueBytesMax);
+a larger value is refused at once (value-too-large) and is not applied. A value on the
+command line is also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB): for a larger one use
+--file PATH, or --file ${STDIN_NAME} to read standard input:
+  flotilla kv put notes --file ${STDIN_NAME} < notes.txt
+A value that is not valid UTF-8 is printed as base64:... (--json too).
+When every member refuses the connection (nothing listens), a command fails at once.
+Exit codes: 0 done, 1 failed (not applied), 2 bad usage, 4 outcome unknown (a write may
+have applied).`;
 
 export function registerKv(program: Command): void {
   const kv = program.command('kv').description('read and write the key/value service of a running cluster')

@@ -34,9 +34,10 @@ const WATCH_CHILDREN_SHOWN_MAX = 100;
 const WATCH_ARM_ATTEMPTS_MAX = 16;
 
 const limitsHelp = `
-Limits: one request (path and data together) has at most ${requestBytesMax} bytes (ZooKeeper's jute.maxbuffer,
-about 1 MiB). Data given on the command line is also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB);
-for larger data use --file PATH, or --file ${STDIN_NAME} to read standard input:  flotilla zk set /config --file ${STDIN_NAME} < config.json`;
+Limits: one request (path and data) has at most ${requestBytesMax} bytes (ZooKeeper's jute.maxbuffer,
+about 1 MiB). Data on the command line is also limited by the OS to ${ARGUMENT_BYTES_MAX} bytes (${ARGUMENT_BYTES_MAX / 1024} KiB):
+for larger data use --file PATH, or --file ${STDIN_NAME} to read standard input:
+  flotilla zk set /config --file ${STDIN_NAME} < config.json`;
 
 export function registerZk(program: Command): void {
   const zk = program
