@@ -105,8 +105,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
     }
     throw error;
   }
-  const addresses = server.addresses();
-  logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) }, 'listening');
+  // Before "listening": whoever sees that line may send SIGTERM at once, and without a
+  // handler the signal would kill the member instead of stopping it cleanly.
   const stop = (signal: string) => {
     // A member that cannot finish its shutdown must still go away.
     new RealClock({ keepAlive: false }).setTimer(SHUTDOWN_DEADLINE_MS, () => {
@@ -117,6 +117,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   onSignal('SIGTERM', () => stop('SIGTERM'));
   onSignal('SIGINT', () => stop('SIGINT'));
+  const addresses = server.addresses();
+  logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) }, 'listening');
   const code = await server.done;
   await lock.release();
   exit(code);

@@ -1,23 +1,27 @@
-// A lock file per data directory, DIR/LOCK, holding the pid of the process that owns the
-// directory. `flotilla server` takes its member directory's lock, and `flotilla start` the
-// cluster's, before anything in the directory is read: two processes recovering and
-// appending to the same write-ahead log would corrupt it, and even a read-only recovery of
-// a live member's log reports its unsynced tail as torn.
+// A lock file per data directory, DIR/LOCK, naming the process that owns the directory.
+// `flotilla server` takes its member directory's lock, and `flotilla start` the cluster's,
+// before anything in the directory is read: two processes recovering and appending to the
+// same write-ahead log would corrupt it, and even a read-only recovery of a live member's
+// log reports its unsynced tail as torn.
 //
-// The lock is advisory and tied to a live process, not to a file descriptor, so that it
-// works the same on every file system. A lock whose pid is dead (the owner was killed
-// with -9, or the machine rebooted) is stale and is taken over:
+// The file holds the owner's pid on its first line and, on Linux, the process's start time
+// on the second (`start <clock ticks after boot>`, /proc/PID/stat field 22). The lock is
+// tied to a live process, not to a file descriptor, so it works on every file system. A
+// lock whose process is gone is stale and is taken over: the owner was killed with -9, or
+// the machine rebooted. Pids are reused (pid_max may be 32768), so a live pid whose start
+// time differs from the recorded one is another process, and the lock is stale too.
 //
-//   LOCK holds       | acquire
-//   -----------------+--------------------------------------------------------------
-//   (absent)         | link a complete LOCK into place (atomic; fails if one appeared)
-//   a live pid       | refused: { acquired: false, pid }
-//   a dead pid, our  | stale: rename it aside (atomic, so only one of two racing
-//   own, or garbage  |   processes moves it); if what moved is a live process's lock
-//                    |   (taken over in between), put it back, else link ours
+//   LOCK names          | acquire
+//   --------------------+-----------------------------------------------------------
+//   (absent)            | link a complete LOCK into place (atomic; fails if one appeared)
+//   a live process      | refused: { acquired: false, pid }
+//   a dead one, a reused| stale: rename it aside (atomic, so only one of two racing
+//   pid, us, or garbage |   processes moves it); if what moved is a live process's lock
+//                       |   (taken over in between), put it back, else link ours
 //
-// A pid reused by an unrelated process keeps a stale lock looking live; the refusal names
-// the pid and the file so that a user can check and delete it.
+// Without /proc (not Linux), a pid reused by an unrelated process keeps a stale lock
+// looking live; the refusal names the pid and the file so that a user can check and
+// delete it.
 
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -40,6 +44,12 @@ export type DataLockResult =
   | { readonly acquired: true; readonly lock: DataLock }
   | { readonly acquired: false; readonly pid: number; readonly file: string };
 
+/** A process, told apart from a later one with the same pid by its start time (undefined: unknown). */
+interface Holder {
+  readonly pid: number;
+  readonly startTicks: string | undefined;
+}
+
 /** Whether a process with this pid exists (EPERM: it exists, owned by another user). */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
@@ -56,25 +66,46 @@ export async function acquireDataLock(dir: string): Promise<DataLockResult> {
   const directory = resolve(dir);
   await mkdir(directory, { recursive: true });
   const file = join(directory, LOCK_FILE_NAME);
-  const self = process.pid;
+  const self: Holder = { pid: process.pid, startTicks: await startTicksOf(process.pid) };
   let tookOverPid: number | undefined;
   for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS_MAX; attempt++) {
     if (await tryLink(file, self)) return { acquired: true, lock: ownedLock(file, self, tookOverPid) };
     const holder = await readHolder(file);
     if (holder === 'absent') continue;
-    if (holder !== 'garbage' && holder !== self && isProcessAlive(holder)) return { acquired: false, pid: holder, file };
+    if (holder !== 'garbage' && (await isLiveHolder(holder, self))) return { acquired: false, pid: holder.pid, file };
     const moved = await moveAsideIfStale(file, self);
     if (typeof moved === 'number') return { acquired: false, pid: moved, file };
-    if (moved === 'moved' && typeof holder === 'number') tookOverPid = holder;
+    if (moved === 'moved' && holder !== 'garbage') tookOverPid = holder.pid;
   }
   const holder = await readHolder(file);
-  return { acquired: false, pid: typeof holder === 'number' ? holder : 0, file };
+  return { acquired: false, pid: typeof holder === 'object' ? holder.pid : 0, file };
 }
 
-/** Writes our pid to a private file and links it in as the lock; false if a lock exists. */
-async function tryLink(file: string, self: number): Promise<boolean> {
-  const temporary = `${file}.${self}.tmp`;
-  await writeFile(temporary, `${self}\n`, { mode: 0o644 });
+/** Whether `holder` is a running process other than us (the same pid and start time). */
+async function isLiveHolder(holder: Holder, self: Holder): Promise<boolean> {
+  if (holder.pid === self.pid || !isProcessAlive(holder.pid)) return false;
+  if (holder.startTicks === undefined) return true;
+  const now = await startTicksOf(holder.pid);
+  return now === undefined || now === holder.startTicks;
+}
+
+/** Field 22 of /proc/PID/stat, the process's start time; undefined without /proc. */
+async function startTicksOf(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = fields[22 - 3];
+    return ticks !== undefined && /^\d+$/.test(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes our identity to a private file and links it in as the lock; false if a lock exists. */
+async function tryLink(file: string, self: Holder): Promise<boolean> {
+  const temporary = `${file}.${self.pid}.tmp`;
+  await writeFile(temporary, `${self.pid}\n${self.startTicks === undefined ? '' : `start ${self.startTicks}\n`}`, { mode: 0o644 });
   try {
     await link(temporary, file);
     return true;
@@ -86,7 +117,7 @@ async function tryLink(file: string, self: number): Promise<boolean> {
   }
 }
 
-async function readHolder(file: string): Promise<number | 'absent' | 'garbage'> {
+async function readHolder(file: string): Promise<Holder | 'absent' | 'garbage'> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -94,16 +125,18 @@ async function readHolder(file: string): Promise<number | 'absent' | 'garbage'> 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
     throw error;
   }
-  const trimmed = text.trim();
-  return /^\d{1,10}$/.test(trimmed) ? Number(trimmed) : 'garbage';
+  const [pidLine = '', startLine = ''] = text.split('\n');
+  if (!/^\d{1,10}$/.test(pidLine.trim())) return 'garbage';
+  const start = /^start (\d+)$/.exec(startLine.trim());
+  return { pid: Number(pidLine.trim()), startTicks: start?.[1] };
 }
 
 /**
  * Renames the stale lock aside and removes it. If what was moved is a live process's lock
  * (another process took the stale one over in between), puts it back and returns its pid.
  */
-async function moveAsideIfStale(file: string, self: number): Promise<'moved' | 'gone' | number> {
-  const aside = `${file}.stale.${self}`;
+async function moveAsideIfStale(file: string, self: Holder): Promise<'moved' | 'gone' | number> {
+  const aside = `${file}.stale.${self.pid}`;
   try {
     await rename(file, aside);
   } catch (error) {
@@ -111,21 +144,22 @@ async function moveAsideIfStale(file: string, self: number): Promise<'moved' | '
     throw error;
   }
   const moved = await readHolder(aside);
-  if (typeof moved === 'number' && moved !== self && isProcessAlive(moved)) {
+  if (typeof moved === 'object' && (await isLiveHolder(moved, self))) {
     await link(aside, file).catch(() => {});
     await unlink(aside).catch(() => {});
-    return moved;
+    return moved.pid;
   }
   await unlink(aside).catch(() => {});
   return 'moved';
 }
 
-function ownedLock(file: string, self: number, tookOverPid: number | undefined): DataLock {
+function ownedLock(file: string, self: Holder, tookOverPid: number | undefined): DataLock {
   return {
     file,
     tookOverPid,
     release: async () => {
-      if ((await readHolder(file)) === self) await unlink(file).catch(() => {});
+      const holder = await readHolder(file);
+      if (typeof holder === 'object' && holder.pid === self.pid && holder.startTicks === self.startTicks) await unlink(file).catch(() => {});
     },
   };
 }

@@ -33,6 +33,23 @@ async function fingerprint(dir: string): Promise<Map<string, string>> {
   return files;
 }
 
+/** The fingerprint once it has not changed for a second (the live member is idle). */
+async function stableFingerprint(dir: string): Promise<Map<string, string>> {
+  let last = await fingerprint(dir);
+  for (let attempt = 0; attempt < 30; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const now = await fingerprint(dir);
+    if (JSON.stringify([...now]) === JSON.stringify([...last])) return now;
+    last = now;
+  }
+  throw new Error('the data directory kept changing for 30 s');
+}
+
+/** The pid on a lock file's first line (a second line may hold the process's start time). */
+async function lockPid(file: string): Promise<number> {
+  return Number((await readFile(file, 'utf8')).split('\n')[0]);
+}
+
 /** The pid of a process that has exited (a lock holding it is stale). */
 async function deadPid(): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
@@ -46,8 +63,9 @@ test('flotilla server on a live member\'s data directory refuses before reading 
   await cluster.client().put('k', 'v');
   const dataDir = cluster.dataDir(1);
   const live = cluster.members.get(1)!.child.pid;
-  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(live), 'the member holds its lock');
-  const before = await fingerprint(dataDir);
+  assert.equal(await lockPid(join(dataDir, 'LOCK')), live, 'the member holds its lock');
+  // The ZooKeeper group elects on its own a little later; wait until nothing is written.
+  const before = await stableFingerprint(dataDir);
   assert.ok([...before.keys()].some((file) => file.endsWith('.wal')), `WAL files exist: ${[...before.keys()].join(', ')}`);
 
   const second = await runFlotilla([
@@ -60,7 +78,7 @@ test('flotilla server on a live member\'s data directory refuses before reading 
   const messages = second.stdout.toString('utf8').split('\n').filter((line) => line.length > 0).map((line) => (JSON.parse(line) as { msg: string }).msg);
   assert.deepEqual(messages, [`refusing to start: the data directory is in use by process ${live}`]);
   assert.deepEqual(await fingerprint(dataDir), before, 'no file in the data directory changed');
-  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(live), 'the lock is still the live member\'s');
+  assert.equal(await lockPid(join(dataDir, 'LOCK')), live, 'the lock is still the live member\'s');
   assert.equal(cluster.members.get(1)!.child.isRunning(), true);
 });
 
@@ -71,11 +89,22 @@ test('a lock left by a dead process is taken over; a clean stop removes it', { t
   const dead = await deadPid();
   await writeFile(join(dataDir, 'LOCK'), `${dead}\n`);
   const member = await cluster.startMember(1);
-  assert.equal((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim(), String(member.child.pid));
+  assert.equal(await lockPid(join(dataDir, 'LOCK')), member.child.pid);
   assert.ok(member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === dead), 'the takeover is logged');
   const exit = await cluster.kill(1, 'SIGTERM');
   assert.equal(exit.code, 0);
   await assert.rejects(stat(join(dataDir, 'LOCK')), /ENOENT/);
+});
+
+test('a lock naming a live pid with another start time (the pid was reused) is stale too', { skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
+  const cluster = await TestCluster.create(t, 1);
+  const dataDir = cluster.dataDir(1);
+  await mkdir(dataDir, { recursive: true });
+  // This test process is alive, but it is not the process that wrote this lock.
+  await writeFile(join(dataDir, 'LOCK'), `${process.pid}\nstart 1\n`);
+  const member = await cluster.startMember(1);
+  assert.equal(await lockPid(join(dataDir, 'LOCK')), member.child.pid);
+  assert.ok(member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === process.pid));
 });
 
 test('a second flotilla start on a running cluster\'s data says so, names the pid, and creates nothing', { timeout: 60_000 }, async (t) => {

@@ -15,8 +15,9 @@ import { flotillaCommand } from '../../src/platform/spawn.js';
 import { FlotillaClient } from '../../src/server/client.js';
 import { freePorts, waitFor } from '../server/helpers.js';
 
+/** The pid on a lock file's first line (a second line may hold the process's start time). */
 async function lockPid(file: string): Promise<number> {
-  return Number((await readFile(file, 'utf8')).trim());
+  return Number((await readFile(file, 'utf8')).split('\n')[0]);
 }
 
 test('npm start restarts a member killed with -9, reports one that refuses to start, and stops cleanly', { timeout: 120_000 }, async (t) => {
