@@ -4,6 +4,9 @@
 // killAllCommands() (in after()) kills whatever is left, also when a test fails.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { flotillaCommand } from '../../src/platform/spawn.js';
 
 export interface CommandRun {
@@ -84,4 +87,40 @@ export function printableValue(bytes: number, seed = 1): string {
     chars[i] = alphabet[(state >>> 16) % alphabet.length]!;
   }
   return chars.join('');
+}
+
+/** Every file under `dir` but the lock and the log: its size, mtime and content hash. */
+export async function fingerprint(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const pending = [dir];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.name !== 'LOCK' && entry.name !== 'server.log') {
+        const info = await stat(path);
+        const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+        files.set(relative(dir, path), `${info.size} ${info.mtimeMs} ${hash}`);
+      }
+    }
+  }
+  return files;
+}
+
+/** The fingerprint once it has not changed for a second (the live member is idle). */
+export async function stableFingerprint(dir: string): Promise<Map<string, string>> {
+  let last = await fingerprint(dir);
+  for (let attempt = 0; attempt < 30; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const now = await fingerprint(dir);
+    if (JSON.stringify([...now]) === JSON.stringify([...last])) return now;
+    last = now;
+  }
+  throw new Error('the data directory kept changing for 30 s');
+}
+
+/** The pid on a lock file's first line (a second line may hold the process's start time). */
+export async function lockPid(file: string): Promise<number> {
+  return Number((await readFile(file, 'utf8')).split('\n')[0]);
 }

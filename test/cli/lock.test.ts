@@ -4,51 +4,14 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { freePorts, TestCluster } from '../server/helpers.js';
-import { killAllCommands, runFlotilla } from './helpers.js';
+import { join } from 'node:path';
+import { freePorts, TestCluster, waitFor } from '../server/helpers.js';
+import { fingerprint, killAllCommands, lockPid, runFlotilla, stableFingerprint } from './helpers.js';
 
 after(killAllCommands);
-
-/** Every file under `dir` but the lock and the log: its size, mtime and content hash. */
-async function fingerprint(dir: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const pending = [dir];
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    for (const entry of await readdir(current, { withFileTypes: true })) {
-      const path = join(current, entry.name);
-      if (entry.isDirectory()) pending.push(path);
-      else if (entry.name !== 'LOCK' && entry.name !== 'server.log') {
-        const info = await stat(path);
-        const hash = createHash('sha256').update(await readFile(path)).digest('hex');
-        files.set(relative(dir, path), `${info.size} ${info.mtimeMs} ${hash}`);
-      }
-    }
-  }
-  return files;
-}
-
-/** The fingerprint once it has not changed for a second (the live member is idle). */
-async function stableFingerprint(dir: string): Promise<Map<string, string>> {
-  let last = await fingerprint(dir);
-  for (let attempt = 0; attempt < 30; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const now = await fingerprint(dir);
-    if (JSON.stringify([...now]) === JSON.stringify([...last])) return now;
-    last = now;
-  }
-  throw new Error('the data directory kept changing for 30 s');
-}
-
-/** The pid on a lock file's first line (a second line may hold the process's start time). */
-async function lockPid(file: string): Promise<number> {
-  return Number((await readFile(file, 'utf8')).split('\n')[0]);
-}
 
 /** The pid of a process that has exited (a lock holding it is stale). */
 async function deadPid(): Promise<number> {
@@ -64,7 +27,8 @@ test('flotilla server on a live member\'s data directory refuses before reading 
   const dataDir = cluster.dataDir(1);
   const live = cluster.members.get(1)!.child.pid;
   assert.equal(await lockPid(join(dataDir, 'LOCK')), live, 'the member holds its lock');
-  // The ZooKeeper group elects on its own a little later; wait until nothing is written.
+  // The ZooKeeper group elects on its own a little later; wait for it, then until nothing is written.
+  await waitFor('a ZooKeeper leader', 20_000, async () => (((await cluster.status(1)) as unknown as { zk: { leader: number } }).zk.leader !== 0 ? true : undefined));
   const before = await stableFingerprint(dataDir);
   assert.ok([...before.keys()].some((file) => file.endsWith('.wal')), `WAL files exist: ${[...before.keys()].join(', ')}`);
 

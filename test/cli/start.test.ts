@@ -8,17 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flotillaCommand } from '../../src/platform/spawn.js';
 import { FlotillaClient } from '../../src/server/client.js';
 import { freePorts, waitFor } from '../server/helpers.js';
-
-/** The pid on a lock file's first line (a second line may hold the process's start time). */
-async function lockPid(file: string): Promise<number> {
-  return Number((await readFile(file, 'utf8')).split('\n')[0]);
-}
+import { fingerprint, lockPid, runFlotilla, stableFingerprint } from './helpers.js';
 
 test('npm start restarts a member killed with -9, reports one that refuses to start, and stops cleanly', { timeout: 120_000 }, async (t) => {
   const data = await mkdtemp(join(tmpdir(), 'flotilla-start-'));
@@ -55,6 +51,21 @@ test('npm start restarts a member killed with -9, reports one that refuses to st
   const client = new FlotillaClient({ endpoints: [ports[1]!, ports[5]!].map((port) => ({ host: '127.0.0.1', port })), callDeadlineMs: 30_000 });
   clients.push(client);
   await client.put('greeting', 'hello');
+
+  // A second start on the same data: refused before it reads or starts anything.
+  // Both groups have leaders and their first entries are written: the data is idle.
+  await waitFor('a ZooKeeper leader', 20_000, async () => {
+    const status = (await (await fetch(`http://127.0.0.1:${ports[2]}/status`)).json()) as { zk: { leader: number } };
+    return status.zk.leader !== 0 ? true : undefined;
+  });
+  const before = await stableFingerprint(data);
+  const otherPorts = await freePorts(12);
+  const otherPlan = [0, 1, 2].map((member) => otherPorts.slice(member * 4, member * 4 + 4).join(':')).join(',');
+  const second = await runFlotilla(['start', '--data', data, '--ports', otherPlan]);
+  assert.equal(second.code, 4, second.stderr);
+  assert.match(second.stderr, new RegExp(`^flotilla start: a cluster is already running from ${data} \\(pid ${start.pid}\\)`));
+  assert.deepEqual(await fingerprint(data), before, 'no file of the running cluster changed');
+
 
   const killed = await lockPid(join(data, 'member-1', 'LOCK'));
   process.kill(killed, 'SIGKILL');
