@@ -74,6 +74,11 @@ export interface PeerTransportOptions<M> {
   /** Decodes and validates every field; throws on anything invalid. */
   readonly decode: (bytes: Uint8Array) => M;
   readonly onMessage: (from: NodeId, groupId: number, message: M) => void;
+  /**
+   * An authenticated connection to a peer closed and no other is open: the peer's process
+   * may have died (the kernel closes a dead process's sockets). A hint, never a certainty.
+   */
+  readonly onPeerClosed?: (id: NodeId) => void;
   readonly logger: PeerLogger;
   readonly limits?: Partial<PeerTransportLimits>;
 }
@@ -333,7 +338,9 @@ export class PeerTransport<M> {
     if (wasPending && connection.role === 'acceptor') this.pendingHandshakes--;
     const peer = connection.peerId === undefined ? undefined : this.peers.get(connection.peerId);
     if (peer === undefined) return;
-    if (peer.connection === connection) peer.connection = undefined;
+    const wasCurrent = peer.connection === connection;
+    if (wasCurrent) peer.connection = undefined;
+    if (wasCurrent && !wasPending && !this.closed) this.options.onPeerClosed?.(peer.id);
     if (connection.role !== 'dialer' || peer.connection !== undefined) return;
     peer.dialing = false;
     if (!this.closed) this.scheduleRedial(peer);

@@ -159,6 +159,23 @@ export class RaftCore {
     this.startElection(this.config.preVote ? 'precandidate' : 'candidate', false);
   }
 
+  /**
+   * The shell saw its connection to `id` close, as the kernel closes a dead process's
+   * sockets. If `id` is our leader, stop honouring its lease and campaign within a tick or
+   * two instead of waiting out the election timeout. Safe, and not disruptive: the pre-vote
+   * wins only if a majority lost the leader too (the others still hear from it, keep its
+   * lease and refuse), and a leader that is alive after all makes us its follower again
+   * with its next message. Off with lease reads, which count on every follower honouring
+   * the lease for the whole election timeout.
+   */
+  peerUnreachable(id: NodeId): void {
+    if (this.role !== 'follower' || this.leader !== id || id === this.id) return;
+    if (!this.config.preVote || !this.config.checkQuorum || this.config.readMode === 'lease') return;
+    this.leader = nodeId(0);
+    // One or two ticks, drawn, so two followers that lost the same leader rarely split the vote.
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTicks - 1 - this.prng.int(2));
+  }
+
   /** Proposes `data` for the log. Only a leader accepts; the shell reports the result. */
   propose(data: Uint8Array): ProposeResult {
     const refusal = this.refuseProposal(data.length);

@@ -90,6 +90,12 @@ export class RaftNode {
     return this.core.id;
   }
 
+  /** The transport lost its connection to `id` (see RaftCore.peerUnreachable). */
+  peerUnreachable(id: NodeId): void {
+    if (this.stopped) return;
+    this.core.peerUnreachable(id);
+  }
+
   /** Proposes a command; returns at once (the entry may or may not commit later). */
   propose(data: Uint8Array): ProposeResult {
     if (this.stopped) return { ok: false, reason: 'not-leader', leader: 0 as NodeId };

@@ -114,7 +114,12 @@ export class FlotillaServer {
     const zkStorage = zkRecovered.storage;
     const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer; zk?: ZkService; zkPort?: FramedServer } = {};
     try {
-      opened.transport = await startTransport(config, logger, (from, group, message) => late.server?.stepPeer(from, group, message));
+      opened.transport = await startTransport(
+        config,
+        logger,
+        (from, group, message) => late.server?.stepPeer(from, group, message),
+        (id) => late.server?.peerClosed(id),
+      );
       opened.kv = await openKv(config, logger, clock, storage, opened.transport, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
       const kv = opened.kv;
       const replica = kv.replica;
@@ -295,6 +300,17 @@ export class FlotillaServer {
     else this.parts.replica.raft.receive(message);
   }
 
+  /** A peer's connection closed: its process may be dead, so each group's follower may campaign early. */
+  private peerClosed(id: NodeId): void {
+    if (this.stopping) return;
+    for (const [group, node] of [['kv', this.parts.replica.raft], ['zk', this.parts.zk.replica.raft]] as const) {
+      const status = node.status();
+      if (status.role !== 'follower' || status.leader !== id) continue;
+      this.logger.info({ group, leader: id, term: status.term }, 'the connection to the leader closed: campaigning without waiting out the election timeout');
+      node.peerUnreachable(id);
+    }
+  }
+
   private dropPeerMessage(from: NodeId, group: number, what: string): void {
     this.logger.warn({ peer: from, group }, `dropped a peer message: ${what}`);
   }
@@ -335,7 +351,12 @@ export class FlotillaServer {
   }
 }
 
-function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: NodeId, group: number, message: PeerMessage) => void): Promise<PeerTransport<PeerMessage>> {
+function startTransport(
+  config: ServerConfig,
+  logger: Logger,
+  onMessage: (from: NodeId, group: number, message: PeerMessage) => void,
+  onPeerClosed: (id: NodeId) => void,
+): Promise<PeerTransport<PeerMessage>> {
   const peers = new Map([...config.members].filter(([id]) => id !== config.id));
   return PeerTransport.start<PeerMessage>({
     selfId: config.id,
@@ -345,6 +366,7 @@ function startTransport(config: ServerConfig, logger: Logger, onMessage: (from: 
     encode: encodePeerMessage,
     decode: decodePeerMessage,
     onMessage,
+    onPeerClosed,
     logger,
   });
 }

@@ -170,6 +170,14 @@ export class RaftCluster {
     this.network.attach(id, (message) => node.receive(message));
   }
 
+  /**
+   * What the others' transports report when server i's process dies: its connections
+   * closed. (A crash alone is silent here, as a hung process would be.)
+   */
+  reportConnectionsClosed(i: number): void {
+    for (let j = 0; j < this.n; j++) if (j !== i) this.nodes[j]?.peerUnreachable(this.ids[i]!);
+  }
+
   connect(i: number): void {
     this.connected[i] = true;
     this.network.connect(this.ids[i]!);
