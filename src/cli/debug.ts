@@ -44,8 +44,10 @@ interface GroupLeader {
 
 export function registerDebug(program: Command): void {
   const defaultAdmins = localCluster.adminAddresses().join(',');
-  const debug = program.command('debug').description('ask a running cluster about itself (its members\' admin ports)');
-  debug.command('leader').description("print each Raft group's leader (key/value, ZooKeeper) and every member's process id")
+  const debug = program.command('debug').description("ask a running cluster about itself (its members' admin ports)");
+  debug
+    .command('leader')
+    .description("print each Raft group's leader (key/value, ZooKeeper) and every member's process id")
     .option('--admin <list>', 'admin addresses (host:port,...) of some members; their peers are found from them', defaultAdmins)
     .option('--json', 'print the result as JSON')
     .action((options: { admin: string; json?: boolean }) => debugLeader(adminList(options.admin), options.json === true));
@@ -55,12 +57,24 @@ async function debugLeader(admins: readonly string[], json: boolean): Promise<vo
   const answers = await collectStatuses(admins);
   const members = answers.flatMap((answer) => ('status' in answer ? [answer.status] : []));
   if (members.length === 0) {
-    writeErr(`flotilla debug: no member answered on its admin port (${answers.map((answer) => `${answer.admin}: ${'problem' in answer ? answer.problem : 'ok'}`).join('; ')}); is the cluster running? (--admin host:port,...)\n`);
+    writeErr(
+      `flotilla debug: no member answered on its admin port (${answers.map((answer) => `${answer.admin}: ${'problem' in answer ? answer.problem : 'ok'}`).join('; ')}); is the cluster running? (--admin host:port,...)\n`,
+    );
     exit(1);
   }
   const groups = [
-    groupLeader('key/value', members, (member) => ({ role: member.role, term: member.term, leader: member.leader }), (member) => (member.client === null ? null : `client ${member.client}`)),
-    groupLeader('zookeeper', members, (member) => member.zk, (member) => (member.zkPort === null ? null : `zookeeper ${member.zkPort}`)),
+    groupLeader(
+      'key/value',
+      members,
+      (member) => ({ role: member.role, term: member.term, leader: member.leader }),
+      (member) => (member.client === null ? null : `client ${member.client}`),
+    ),
+    groupLeader(
+      'zookeeper',
+      members,
+      (member) => member.zk,
+      (member) => (member.zkPort === null ? null : `zookeeper ${member.zkPort}`),
+    ),
   ];
   if (json) writeOut(`${JSON.stringify({ groups, members: answers.map(describeJson) })}\n`);
   else writeOut(describe(groups, answers));
@@ -188,7 +202,10 @@ function describeJson(answer: Answer): object {
 }
 
 function adminList(raw: string): string[] {
-  const items = raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  const items = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
   if (items.length === 0) throw new InvalidArgumentError('--admin: no addresses given');
   return items.map((item) => {
     try {

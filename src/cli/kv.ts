@@ -41,56 +41,75 @@ Exit codes: 0 done, 1 failed (not applied), 2 bad usage, 4 outcome unknown (a wr
 have applied).`;
 
 export function registerKv(program: Command): void {
-  const kv = program.command('kv').description('read and write the key/value service of a running cluster')
+  const kv = program
+    .command('kv')
+    .description('read and write the key/value service of a running cluster')
     .addHelpText('after', limitsHelp)
     // Usage errors exit 2 (kvExitCodes.usage); --help still exits 0. Subcommands inherit it.
     .exitOverride((error) => exit(error.exitCode === 0 ? kvExitCodes.ok : kvExitCodes.usage));
-  const common = (command: Command) => command
-    .option('--endpoints <list>', 'client addresses of the members, host:port,...', localCluster.clientAddresses().join(','))
-    .option('--json', 'print the result as JSON')
-    .option('--timeout-ms <ms>', 'give up after this long (a write may then have applied)', '10000');
-  const reads = (command: Command) => common(command).option('--serializable', 'read any member\'s local state (may be stale; no leader needed)');
+  const common = (command: Command) =>
+    command
+      .option('--endpoints <list>', 'client addresses of the members, host:port,...', localCluster.clientAddresses().join(','))
+      .option('--json', 'print the result as JSON')
+      .option('--timeout-ms <ms>', 'give up after this long (a write may then have applied)', '10000');
+  const reads = (command: Command) => common(command).option('--serializable', "read any member's local state (may be stale; no leader needed)");
   const writes = (command: Command) => common(command).option('--file <path>', valueFileHelp).addHelpText('after', limitsHelp);
 
-  reads(kv.command('get').argument('<key>').description('read a key (linearizable by default)'))
-    .action((key: string, flags: KvFlags) => run(flags, async (client) => {
+  reads(kv.command('get').argument('<key>').description('read a key (linearizable by default)')).action((key: string, flags: KvFlags) =>
+    run(flags, async (client) => {
       const { value, version } = await client.get(key, { consistency: consistency(flags) });
       return { json: { key, value: value === null ? null : text(value), version }, human: value === null ? `(not found)` : text(value) };
-    }));
-  writes(kv.command('put').argument('<key>').argument('[value]', `the value (or --file; at most ${ARGUMENT_BYTES_MAX / 1024} KiB here)`).description('set a key'))
-    .action((key: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
-      const { version } = await client.put(key, await valueOf(value, flags));
+    }),
+  );
+  writes(
+    kv
+      .command('put')
+      .argument('<key>')
+      .argument('[value]', `the value (or --file; at most ${ARGUMENT_BYTES_MAX / 1024} KiB here)`)
+      .description('set a key'),
+  ).action((key: string, value: string | undefined, flags: ValueFlags) =>
+    run(flags, async (client) => {
+      const { version } = await client.put(key, await valueArgument(value, flags));
       return { json: { key, version }, human: `OK (version ${version})` };
-    }));
-  writes(kv.command('append').argument('<key>').argument('[value]', 'the value to append (or --file)').description('append to a key\'s value (creates it if absent)'))
-    .action((key: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
-      const { version } = await client.append(key, await valueOf(value, flags));
-      return { json: { key, version }, human: `OK (version ${version})` };
-    }));
-  common(kv.command('del').argument('<key>').description('delete a key'))
-    .action((key: string, flags: KvFlags) => run(flags, async (client) => {
+    }),
+  );
+  writes(kv.command('append').argument('<key>').argument('[value]', 'the value to append (or --file)').description("append to a key's value (creates it if absent)")).action(
+    (key: string, value: string | undefined, flags: ValueFlags) =>
+      run(flags, async (client) => {
+        const { version } = await client.append(key, await valueArgument(value, flags));
+        return { json: { key, version }, human: `OK (version ${version})` };
+      }),
+  );
+  common(kv.command('del').argument('<key>').description('delete a key')).action((key: string, flags: KvFlags) =>
+    run(flags, async (client) => {
       const { existed } = await client.delete(key);
       return { json: { key, existed }, human: existed ? 'deleted' : '(not found)' };
-    }));
-  writes(kv.command('cas').argument('<key>').argument('<version>').argument('[value]', 'the new value (or --file)').description('set a key only if its version is <version> (0: only if absent)'))
-    .action((key: string, version: string, value: string | undefined, flags: ValueFlags) => run(flags, async (client) => {
-      const result = await client.cas(key, await valueOf(value, flags), nonNegative(version, 'version'));
+    }),
+  );
+  writes(
+    kv.command('cas').argument('<key>').argument('<version>').argument('[value]', 'the new value (or --file)').description('set a key only if its version is <version> (0: only if absent)'),
+  ).action((key: string, version: string, value: string | undefined, flags: ValueFlags) =>
+    run(flags, async (client) => {
+      const result = await client.cas(key, await valueArgument(value, flags), nonNegative(version, 'version'));
       return { json: { key, swapped: result.swapped, version: result.version }, human: result.swapped ? `OK (version ${result.version})` : `not swapped: the key's version is ${result.version}` };
-    }));
+    }),
+  );
   reads(kv.command('scan').argument('[prefix]', 'key prefix', '').description('list keys with a prefix, in order'))
     .option('--limit <n>', 'at most this many entries', '100')
     .option('--after <key>', 'start after this key (the `next` of the previous page)', '')
-    .action((prefix: string, flags: KvFlags & { limit: string; after: string }) => run(flags, async (client) => {
-      const page = await client.scan(prefix, { limit: nonNegative(flags.limit, '--limit'), after: flags.after, consistency: consistency(flags) });
-      const entries = page.entries.map((entry) => ({ key: entry.key, value: text(entry.value), version: entry.version }));
-      const lines = entries.map((entry) => `${entry.key}\t${entry.value}`);
-      if (page.next !== null) lines.push(`(more: --after ${JSON.stringify(page.next)})`);
-      return { json: { entries, next: page.next }, human: lines.length === 0 ? '(no keys)' : lines.join('\n') };
-    }));
+    .action((prefix: string, flags: KvFlags & { limit: string; after: string }) =>
+      run(flags, async (client) => {
+        const page = await client.scan(prefix, { limit: nonNegative(flags.limit, '--limit'), after: flags.after, consistency: consistency(flags) });
+        const entries = page.entries.map((entry) => ({ key: entry.key, value: text(entry.value), version: entry.version }));
+        const lines = entries.map((entry) => `${entry.key}\t${entry.value}`);
+        if (page.next !== null) lines.push(`(more: --after ${JSON.stringify(page.next)})`);
+        return { json: { entries, next: page.next }, human: lines.length === 0 ? '(no keys)' : lines.join('\n') };
+      }),
+    );
 }
 
 /** The value argument or --file's contents, refused locally beyond the service's valueBytesMax. */
-async function valueOf(argument: string | undefined, flags: ValueFlags): Promise<Uint8Array> {
+async function valueArgument(argument: string | undefined, flags: ValueFlags): Promise<Uint8Array> {
   try {
     return await valueFrom(argument, flags.file, kvDefaults.valueBytesMax, 'valueBytesMax of the key/value service');
   } catch (error) {

@@ -61,13 +61,7 @@ export interface LincheckIo {
 
 const realIo: LincheckIo = { readTextFile, writeTextFile, nowMs: () => realClock.nowMs(), writeOut, writeErr };
 
-function checkAndReport<S, I, O>(
-  model: Model<S, I, O>,
-  parsed: ParseResult<Operation<I, O>[]>,
-  file: string,
-  options: LincheckOptions,
-  io: LincheckIo,
-): number {
+function checkAndReport<S, I, O>(model: Model<S, I, O>, parsed: ParseResult<Operation<I, O>[]>, file: string, options: LincheckOptions, io: LincheckIo): number {
   if (!parsed.ok) {
     io.writeErr(`lincheck: ${file}:${parsed.line}: ${parsed.message}\n`);
     return exitBadInput;

@@ -33,7 +33,7 @@ import {
 import { realClock } from '../platform/clock.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { exit, isTerminal, onSignal, writeErr, writeOut } from '../platform/process.js';
-import { connectRpc, type RpcServer, startRpcServer } from '../platform/rpc.js';
+import { connectRpc, type RpcClient, type RpcServer, startRpcServer } from '../platform/rpc.js';
 import { type ChildHandle, spawnFlotillaEntry } from '../platform/spawn.js';
 
 const cliLimits = {
@@ -130,7 +130,11 @@ class LocalWorkers {
   private resolveGone!: (result: JobResult) => void;
   private readonly gone = new Promise<JobResult>((resolve) => (this.resolveGone = resolve));
 
-  constructor(private readonly address: string, count: number, private readonly coordinator: Coordinator) {
+  constructor(
+    private readonly address: string,
+    count: number,
+    private readonly coordinator: Coordinator,
+  ) {
     this.restartsLeft = 2 * count;
     for (let i = 0; i < count; i++) this.startOne();
   }
@@ -170,7 +174,9 @@ class LocalWorkers {
   async stop(): Promise<void> {
     this.jobOver = true;
     const all = [...this.alive];
-    const timer = realClock.setTimer(cliLimits.workerExitWaitMs, () => all.forEach((child) => child.kill('SIGKILL')));
+    const timer = realClock.setTimer(cliLimits.workerExitWaitMs, () => {
+      for (const child of all) child.kill('SIGKILL');
+    });
     await Promise.all(all.map((child) => child.exited));
     timer.cancel();
   }
@@ -248,7 +254,7 @@ export async function localWorkerMain(args: string[]): Promise<void> {
 
 async function workerCommand(options: { coordinator: string; app?: string; verbose?: boolean }): Promise<void> {
   const { host, port } = parseAddress(options.coordinator);
-  let link;
+  let link: RpcClient<Request, Response>;
   try {
     link = await connectRpc<Request, Response>({ host, port, decodeResponse });
   } catch (error) {

@@ -56,9 +56,9 @@ export function registerServer(program: Command): void {
     .option('--id <n>', 'this member id (1, 2, ...)')
     .option('--peers <list>', 'every member, this one included: 1=host:port,2=host:port,... (peer ports)')
     .option('--data <dir>', 'data directory (created if missing; a restart resumes from it)')
-    .option('--host <host>', 'interface to listen on (default: this member\'s host in --peers)')
+    .option('--host <host>', "interface to listen on (default: this member's host in --peers)")
     .option('--advertise-host <host>', 'host that peers and clients use to reach this member')
-    .option('--peer-port <port>', 'peer port (default: this member\'s port in --peers)')
+    .option('--peer-port <port>', "peer port (default: this member's port in --peers)")
     .option('--client-port <port>', 'client port (0: any free port; printed in the "listening" log line)')
     .option('--admin-port <port>', 'admin HTTP port: /status and /metrics (0: any free port)')
     .option('--tick-ms <ms>', 'milliseconds per Raft tick (default 100; elections take 10-20 ticks)')
@@ -118,7 +118,15 @@ async function runServer(flags: ServerFlags): Promise<void> {
   onSignal('SIGTERM', () => stop('SIGTERM'));
   onSignal('SIGINT', () => stop('SIGINT'));
   const addresses = server.addresses();
-  logger.info({ ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port }, client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) }, 'listening');
+  logger.info(
+    {
+      ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port },
+      client: formatAddress(addresses.client),
+      admin: formatAddress(addresses.admin),
+      zk: formatAddress(addresses.zk),
+    },
+    'listening',
+  );
   const code = await server.done;
   await lock.release();
   exit(code);

@@ -93,13 +93,18 @@ async function runStart(options: StartOptions): Promise<void> {
   const data = absolutePath(options.data);
   const lock = await acquireDataLock(data);
   if (!lock.acquired) {
-    writeErr(`flotilla start: a cluster is already running from ${options.data} (pid ${lock.pid}); stop it first (Ctrl-C where it runs, or kill ${lock.pid}). If no such process is running, delete ${lock.file}.\n`);
+    writeErr(
+      `flotilla start: a cluster is already running from ${options.data} (pid ${lock.pid}); stop it first (Ctrl-C where it runs, or kill ${lock.pid}). If no such process is running, delete ${lock.file}.\n`,
+    );
     exit(startExitCodes.dataInUse);
   }
   const secretFile = `${data}/cluster.env`;
-  if (!(await fileExists(secretFile))) await writePrivateFile(secretFile, `# The local cluster's shared secret (peers authenticate each other with it).\n${SECRET_ENV_KEY}=${randomSecretHex(localCluster.secretBytes)}\n`);
+  if (!(await fileExists(secretFile)))
+    await writePrivateFile(secretFile, `# The local cluster's shared secret (peers authenticate each other with it).\n${SECRET_ENV_KEY}=${randomSecretHex(localCluster.secretBytes)}\n`);
   const ports = options.ports ?? defaultPorts();
-  const peers = memberIds().map((id) => `${id}=${localCluster.host}:${ports[id - 1]!.peer}`).join(',');
+  const peers = memberIds()
+    .map((id) => `${id}=${localCluster.host}:${ports[id - 1]!.peer}`)
+    .join(',');
   const members: Member[] = [];
   for (const id of memberIds()) {
     await ensureDirectory(`${data}/member-${id}`);
@@ -120,15 +125,24 @@ async function runStart(options: StartOptions): Promise<void> {
 }
 
 function newMember(id: number, ports: MemberPorts, data: string, peers: string, secretFile: string, tickMs: string): Member {
-  const args = [
-    'server', '--id', String(id), '--peers', peers, '--data', `${data}/member-${id}`,
-    '--client-port', String(ports.client), '--admin-port', String(ports.admin),
-    '--zk-port', String(ports.zk), '--zk-tick-ms', '2000',
-    '--tick-ms', tickMs, '--cluster-secret-file', secretFile,
+  const flags: [string, string][] = [
+    ['--id', String(id)],
+    ['--peers', peers],
+    ['--data', `${data}/member-${id}`],
+    ['--client-port', String(ports.client)],
+    ['--admin-port', String(ports.admin)],
+    ['--zk-port', String(ports.zk)],
+    ['--zk-tick-ms', '2000'],
+    ['--tick-ms', tickMs],
+    ['--cluster-secret-file', secretFile],
   ];
+  const args = ['server', ...flags.flat()];
   const logFile = `${data}/member-${id}/server.log`;
   return {
-    id, ports, args, logFile,
+    id,
+    ports,
+    args,
+    logFile,
     log: openLineFile(logFile),
     child: undefined,
     state: 'starting',
@@ -212,7 +226,9 @@ class Supervisor {
       member.state = 'refused';
       // Its own explanation was echoed as it came (stderr); repeat it only if there was none.
       const reason = member.stderrTail.length > 0 ? ' (its message is above)' : '';
-      writeErr(`[member ${member.id}] refuses to start (${how}): ${refusal}${reason}. It is not restarted; the other members keep serving. Fix the cause (see ${member.logFile}) and run \`npm start\` again.\n`);
+      writeErr(
+        `[member ${member.id}] refuses to start (${how}): ${refusal}${reason}. It is not restarted; the other members keep serving. Fix the cause (see ${member.logFile}) and run \`npm start\` again.\n`,
+      );
       return;
     }
     const ranMs = realClock.nowMs() - member.startedAtMs;
@@ -280,7 +296,7 @@ function describeCluster(data: string, members: readonly Member[]): string {
     '  flotilla kv put greeting hello',
     '  flotilla kv get greeting',
     '  flotilla kv scan --json',
-    '  flotilla debug leader                  # each group\'s leader and every member\'s pid',
+    "  flotilla debug leader                  # each group's leader and every member's pid",
     '  flotilla zk create /hello world && flotilla zk get /hello',
     `  /usr/share/zookeeper/bin/zkCli.sh -server ${members.map((member) => `${host}:${member.ports.zk}`).join(',')}`,
     `  echo srvr | nc ${host} ${members[0]!.ports.zk}`,

@@ -49,56 +49,93 @@ export function registerZk(program: Command): void {
     // below inherit this.
     .exitOverride((error) => exit(error.exitCode === 0 ? zkExitCodes.ok : zkExitCodes.usage));
 
-  zk.command('ls').argument('<path>').description('list the children of a znode, sorted')
+  zk.command('ls')
+    .argument('<path>')
+    .description('list the children of a znode, sorted')
     .action((path: string, _options: object, command: Command) => run(command, async (client) => lines((await client.getChildren(path)).sort())));
-  zk.command('get').argument('<path>').description("print a znode's data (UTF-8)")
-    .action((path: string, _options: object, command: Command) => run(command, async (client) => {
-      const { data } = await client.getData(path);
-      return `${data === null ? 'null' : Buffer.from(data).toString('utf8')}\n`;
-    }));
-  zk.command('set').argument('<path>').argument('[data]', 'the new data, UTF-8 (or --file)').description("replace a znode's data")
+  zk.command('get')
+    .argument('<path>')
+    .description("print a znode's data (UTF-8)")
+    .action((path: string, _options: object, command: Command) =>
+      run(command, async (client) => {
+        const { data } = await client.getData(path);
+        return `${data === null ? 'null' : Buffer.from(data).toString('utf8')}\n`;
+      }),
+    );
+  zk.command('set')
+    .argument('<path>')
+    .argument('[data]', 'the new data, UTF-8 (or --file)')
+    .description("replace a znode's data")
     .option('-v, --version <version>', 'only if the data version is this (-1: any)', versionNumber, -1)
     .option('--file <path>', valueFileHelp)
     .addHelpText('after', limitsHelp)
-    .action((path: string, data: string | undefined, options: { version: number; file?: string }, command: Command) => run(command, async (client, bytes) => {
-      const stat = await client.setData(path, bytes, options.version);
-      return `Set ${path} (data version ${stat.version}, ${stat.dataLength} bytes)\n`;
-    }, () => dataOf(data, options.file)));
-  zk.command('create').argument('<path>').argument('[data]', 'the data, UTF-8 (or --file; default: empty)').description('create a znode')
-    .option('-e, --ephemeral', 'deleted when this command\'s session ends')
+    .action((path: string, data: string | undefined, options: { version: number; file?: string }, command: Command) =>
+      run(
+        command,
+        async (client, bytes) => {
+          const stat = await client.setData(path, bytes, options.version);
+          return `Set ${path} (data version ${stat.version}, ${stat.dataLength} bytes)\n`;
+        },
+        () => dataOf(data, options.file),
+      ),
+    );
+  zk.command('create')
+    .argument('<path>')
+    .argument('[data]', 'the data, UTF-8 (or --file; default: empty)')
+    .description('create a znode')
+    .option('-e, --ephemeral', "deleted when this command's session ends")
     .option('-s, --sequential', 'append a sequence number to the name')
     .option('--file <path>', valueFileHelp)
     .addHelpText('after', limitsHelp)
-    .action((path: string, data: string | undefined, options: { ephemeral?: boolean; sequential?: boolean; file?: string }, command: Command) => run(command, async (client, bytes) => {
-      const mode = options.ephemeral === true ? (options.sequential === true ? 'ephemeral-sequential' : 'ephemeral') : options.sequential === true ? 'persistent-sequential' : 'persistent';
-      try {
-        return `Created ${await client.create(path, bytes, { mode })}\n`;
-      } catch (error) {
-        // A create answers NONODE only when the parent is missing; say which node that is.
-        if (isZkError(error, Err.noNode)) throw new ZkError(Err.noNode, `create ${path}: the parent node ${posix.dirname(path)} does not exist (create it first)`);
-        throw error;
-      }
-    }, async () => (data === undefined && options.file === undefined ? new Uint8Array(0) : dataOf(data, options.file))));
-  zk.command('delete').argument('<path>').description('delete a znode (it must have no children)')
+    .action((path: string, data: string | undefined, options: { ephemeral?: boolean; sequential?: boolean; file?: string }, command: Command) =>
+      run(
+        command,
+        async (client, bytes) => {
+          const mode = options.ephemeral === true ? (options.sequential === true ? 'ephemeral-sequential' : 'ephemeral') : options.sequential === true ? 'persistent-sequential' : 'persistent';
+          try {
+            return `Created ${await client.create(path, bytes, { mode })}\n`;
+          } catch (error) {
+            // A create answers NONODE only when the parent is missing; say which node that is.
+            if (isZkError(error, Err.noNode)) throw new ZkError(Err.noNode, `create ${path}: the parent node ${posix.dirname(path)} does not exist (create it first)`);
+            throw error;
+          }
+        },
+        async () => (data === undefined && options.file === undefined ? new Uint8Array(0) : dataOf(data, options.file)),
+      ),
+    );
+  zk.command('delete')
+    .argument('<path>')
+    .description('delete a znode (it must have no children)')
     .option('-v, --version <version>', 'only if the data version is this (-1: any)', versionNumber, -1)
-    .action((path: string, options: { version: number }, command: Command) => run(command, async (client) => {
-      await client.delete(path, options.version);
-      return `Deleted ${path}\n`;
-    }));
-  zk.command('stat').argument('<path>').description("print a znode's Stat")
-    .action((path: string, _options: object, command: Command) => run(command, async (client) => {
-      const stat = await client.exists(path);
-      if (stat === null) throw new ZkError(Err.noNode, path);
-      return describeStat(stat);
-    }));
-  zk.command('watch').argument('<path>').description("print a znode's data, then each data, existence and child change with the new data, until Ctrl-C")
+    .action((path: string, options: { version: number }, command: Command) =>
+      run(command, async (client) => {
+        await client.delete(path, options.version);
+        return `Deleted ${path}\n`;
+      }),
+    );
+  zk.command('stat')
+    .argument('<path>')
+    .description("print a znode's Stat")
+    .action((path: string, _options: object, command: Command) =>
+      run(command, async (client) => {
+        const stat = await client.exists(path);
+        if (stat === null) throw new ZkError(Err.noNode, path);
+        return describeStat(stat);
+      }),
+    );
+  zk.command('watch')
+    .argument('<path>')
+    .description("print a znode's data, then each data, existence and child change with the new data, until Ctrl-C")
     .option('--count <n>', 'stop after this many events', positiveInteger('--count'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Output: first "<path> = <data>" (or "<path> does not exist"), then one line per event:
   NodeCreated <path> = <data>        NodeDataChanged <path> = <data>
   NodeDeleted <path>                 NodeChildrenChanged <path> children: <names>
 The data is what the node holds when the watch is set again after the event (ZooKeeper's
-watches fire once; changes in between are seen as their latest value).`)
+watches fire once; changes in between are seen as their latest value).`,
+    )
     .action((path: string, options: { count?: number }, command: Command) => run(command, (client) => watch(client, path, options.count ?? Infinity)));
 }
 
@@ -242,7 +279,10 @@ function lines(items: readonly string[]): string {
 }
 
 function serverList(raw: string): string[] {
-  const servers = raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  const servers = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
   if (servers.length === 0) throw new InvalidArgumentError('no servers given');
   for (const server of servers) {
     const match = /^\[?[^\]\s]+?\]?:(\d+)$/.exec(server);

@@ -40,9 +40,7 @@ export interface DataLock {
   release(): Promise<void>;
 }
 
-export type DataLockResult =
-  | { readonly acquired: true; readonly lock: DataLock }
-  | { readonly acquired: false; readonly pid: number; readonly file: string };
+export type DataLockResult = { readonly acquired: true; readonly lock: DataLock } | { readonly acquired: false; readonly pid: number; readonly file: string };
 
 /** A process, told apart from a later one with the same pid by its start time (undefined: unknown). */
 interface Holder {

@@ -13,10 +13,13 @@ export async function getJson(url: string, timeoutMs: number): Promise<unknown> 
   } catch (error) {
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
     const reason =
-      typeof cause?.code === 'string' ? cause.code
-      : (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms`
-      : typeof cause?.message === 'string' ? cause.message // "bad port": fetch refuses some ports outright
-      : (error as Error).message;
+      typeof cause?.code === 'string'
+        ? cause.code
+        : (error as Error).name === 'TimeoutError'
+          ? `no answer within ${timeoutMs} ms`
+          : typeof cause?.message === 'string'
+            ? cause.message // "bad port": fetch refuses some ports outright
+            : (error as Error).message;
     throw new HttpGetError(reason === 'ECONNREFUSED' ? 'connection refused' : reason);
   }
   if (!response.ok) throw new HttpGetError(`HTTP ${response.status}`);

@@ -161,7 +161,8 @@ class MemberConnection {
   request(body: RequestBody): Promise<ClientResponse> {
     const connection = this.connection;
     if (connection === undefined || !connection.isOpen()) return Promise.reject(new Error('not connected'));
-    if (this.waiting.size >= this.options.pendingRequestsMax) return Promise.reject(new ClientError('overloaded-client', `${this.waiting.size} requests are waiting on ${formatAddress(this.address)} (pendingRequestsMax)`));
+    if (this.waiting.size >= this.options.pendingRequestsMax)
+      return Promise.reject(new ClientError('overloaded-client', `${this.waiting.size} requests are waiting on ${formatAddress(this.address)} (pendingRequestsMax)`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = this.clock.setTimer(this.options.requestTimeoutMs, () => {

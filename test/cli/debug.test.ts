@@ -25,7 +25,11 @@ test('debug leader names the key/value and the ZooKeeper leader with their pids,
     const parsed = JSON.parse(run.stdout.toString('utf8')) as Output;
     return parsed.groups.every((group) => group.leader !== 0) ? parsed : undefined;
   });
-  assert.deepEqual(output.members.map((member) => [member.id, member.pid]), [...pids.entries()], 'every member, found from one address');
+  assert.deepEqual(
+    output.members.map((member) => [member.id, member.pid]),
+    [...pids.entries()],
+    'every member, found from one address',
+  );
   const [kv, zk] = output.groups;
   assert.equal(kv!.group, 'key/value');
   assert.equal(kv!.leader, kvLeader);

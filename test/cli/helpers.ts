@@ -100,7 +100,9 @@ export async function fingerprint(dir: string): Promise<Map<string, string>> {
       if (entry.isDirectory()) pending.push(path);
       else if (entry.name !== 'LOCK' && entry.name !== 'server.log') {
         const info = await stat(path);
-        const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+        const hash = createHash('sha256')
+          .update(await readFile(path))
+          .digest('hex');
         files.set(relative(dir, path), `${info.size} ${info.mtimeMs} ${hash}`);
       }
     }

@@ -46,7 +46,10 @@ test('kv get and kv scan --json print values larger than the pipe buffer in full
   const expected = `${JSON.stringify({ entries: page.entries.map((entry) => ({ key: entry.key, value: Buffer.from(entry.value).toString('utf8'), version: entry.version })), next: null })}\n`;
   assert.equal(scan.stdout.length, Buffer.byteLength(expected), 'the whole JSON document');
   const parsed = JSON.parse(scan.stdout.toString('utf8')) as { entries: { key: string; value: string }[] };
-  assert.deepEqual(parsed.entries.map((entry) => entry.value), values);
+  assert.deepEqual(
+    parsed.entries.map((entry) => entry.value),
+    values,
+  );
 });
 
 test('kv put reads a value over 128 KiB from standard input (--file -) and from --file PATH', { timeout: 90_000 }, async (t) => {
@@ -111,10 +114,7 @@ test('a 2 MB put through FlotillaClient is refused at once as value-too-large, n
   const { cluster } = await oneMember(t);
   const client = cluster.client();
   const startMs = Date.now();
-  await assert.rejects(
-    client.put('huge', Buffer.alloc(2 * 1024 * 1024)),
-    (error: unknown) => error instanceof KvError && error.code === 'value-too-large' && /not applied/.test(error.message),
-  );
+  await assert.rejects(client.put('huge', Buffer.alloc(2 * 1024 * 1024)), (error: unknown) => error instanceof KvError && error.code === 'value-too-large' && /not applied/.test(error.message));
   assert.ok(Date.now() - startMs < FAIL_FAST_MS, `took ${Date.now() - startMs} ms`);
   // The client is still usable, and nothing was written.
   assert.equal((await client.get('huge')).value, null);

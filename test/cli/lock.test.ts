@@ -20,7 +20,7 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-test('flotilla server on a live member\'s data directory refuses before reading it, naming the pid', { timeout: 60_000 }, async (t) => {
+test("flotilla server on a live member's data directory refuses before reading it, naming the pid", { timeout: 60_000 }, async (t) => {
   const cluster = await TestCluster.start(t, 1);
   await cluster.waitForLeader();
   await cluster.client().put('k', 'v');
@@ -30,19 +30,39 @@ test('flotilla server on a live member\'s data directory refuses before reading 
   // The ZooKeeper group elects on its own a little later; wait for it, then until nothing is written.
   await waitFor('a ZooKeeper leader', 20_000, async () => (((await cluster.status(1)) as unknown as { zk: { leader: number } }).zk.leader !== 0 ? true : undefined));
   const before = await stableFingerprint(dataDir);
-  assert.ok([...before.keys()].some((file) => file.endsWith('.wal')), `WAL files exist: ${[...before.keys()].join(', ')}`);
+  assert.ok(
+    [...before.keys()].some((file) => file.endsWith('.wal')),
+    `WAL files exist: ${[...before.keys()].join(', ')}`,
+  );
 
   const second = await runFlotilla([
-    'server', '--id', '1', '--peers', `1=127.0.0.1:${cluster.peerPort(1)}`, '--data', dataDir,
-    '--client-port', '0', '--admin-port', '0', '--zk-port', '0', '--cluster-secret-file', join(cluster.root, 'cluster.env'),
+    'server',
+    '--id',
+    '1',
+    '--peers',
+    `1=127.0.0.1:${cluster.peerPort(1)}`,
+    '--data',
+    dataDir,
+    '--client-port',
+    '0',
+    '--admin-port',
+    '0',
+    '--zk-port',
+    '0',
+    '--cluster-secret-file',
+    join(cluster.root, 'cluster.env'),
   ]);
   assert.equal(second.code, 4, second.stderr);
   assert.match(second.stderr, new RegExp(`in use by a running process \\(pid ${live}\\)`));
   // The member logs "starting" before it recovers anything; the refusal comes before that.
-  const messages = second.stdout.toString('utf8').split('\n').filter((line) => line.length > 0).map((line) => (JSON.parse(line) as { msg: string }).msg);
+  const messages = second.stdout
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => (JSON.parse(line) as { msg: string }).msg);
   assert.deepEqual(messages, [`refusing to start: the data directory is in use by process ${live}`]);
   assert.deepEqual(await fingerprint(dataDir), before, 'no file in the data directory changed');
-  assert.equal(await lockPid(join(dataDir, 'LOCK')), live, 'the lock is still the live member\'s');
+  assert.equal(await lockPid(join(dataDir, 'LOCK')), live, "the lock is still the live member's");
   assert.equal(cluster.members.get(1)!.child.isRunning(), true);
 });
 
@@ -54,7 +74,10 @@ test('a lock left by a dead process is taken over; a clean stop removes it', { t
   await writeFile(join(dataDir, 'LOCK'), `${dead}\n`);
   const member = await cluster.startMember(1);
   assert.equal(await lockPid(join(dataDir, 'LOCK')), member.child.pid);
-  assert.ok(member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === dead), 'the takeover is logged');
+  assert.ok(
+    member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === dead),
+    'the takeover is logged',
+  );
   const exit = await cluster.kill(1, 'SIGTERM');
   assert.equal(exit.code, 0);
   await assert.rejects(stat(join(dataDir, 'LOCK')), /ENOENT/);
@@ -71,7 +94,7 @@ test('a lock naming a live pid with another start time (the pid was reused) is s
   assert.ok(member.entries().some((entry) => entry.msg === 'starting' && entry['staleLockPid'] === process.pid));
 });
 
-test('a second flotilla start on a running cluster\'s data says so, names the pid, and creates nothing', { timeout: 60_000 }, async (t) => {
+test("a second flotilla start on a running cluster's data says so, names the pid, and creates nothing", { timeout: 60_000 }, async (t) => {
   const data = await mkdtemp(join(tmpdir(), 'flotilla-start-'));
   t.after(() => rm(data, { recursive: true, force: true }));
   // This test process stands in for the running `flotilla start`: it is alive.

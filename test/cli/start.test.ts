@@ -66,7 +66,6 @@ test('npm start restarts a member killed with -9, reports one that refuses to st
   assert.match(second.stderr, new RegExp(`^flotilla start: a cluster is already running from ${data} \\(pid ${start.pid}\\)`));
   assert.deepEqual(await fingerprint(data), before, 'no file of the running cluster changed');
 
-
   const killed = await lockPid(join(data, 'member-1', 'LOCK'));
   process.kill(killed, 'SIGKILL');
   await waitFor('member 1 restarted', 30_000, () => (/\[member 1\] restarted \(pid \d+\)/.test(output.stdout) ? true : undefined)).catch((error: Error) => {
