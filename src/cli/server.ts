@@ -19,7 +19,6 @@ import { absolutePath, readTextFile } from '../platform/server-files.js';
 import { ConfigError, configFileInput, describeConfig, formatAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
 import { createMemberLogger } from '../server/logging.js';
 import { FlotillaServer } from '../server/server.js';
-import { registerDebug } from './debug.js';
 
 export const exitCodes = { ok: 0, failed: 1, config: 2, damagedData: 3, dataInUse: 4 } as const;
 
@@ -72,7 +71,6 @@ export function registerServer(program: Command): void {
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
     .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
-  registerDebug(program);
 }
 
 async function runServer(flags: ServerFlags): Promise<void> {
