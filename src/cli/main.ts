@@ -17,6 +17,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
   kv: { summary: 'read and write the key/value service of a running cluster', load: async () => (await import('./kv.js')).registerKv },
   zk: { summary: 'read, write and watch znodes on a ZooKeeper-compatible server', load: async () => (await import('./zk.js')).registerZk },
   debug: { summary: "ask a running cluster about itself (its members' admin ports)", load: async () => (await import('./debug.js')).registerDebug },
+  snapshot: { summary: 'back up a running member, and seed a new cluster from a backup', load: async () => (await import('./snapshot.js')).registerSnapshot },
   mr: { summary: 'MapReduce: a coordinator and workers as separate processes', load: async () => (await import('./mr.js')).registerMapReduce },
   lincheck: {
     summary: 'check a history of operations for linearizability (exit 0 ok, 1 not linearizable, 2 unknown, 3 bad input)',

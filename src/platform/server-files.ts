@@ -74,3 +74,13 @@ export function openLineFile(path: string): LineFile {
     close: () => new Promise((done) => stream.end(() => done())),
   };
 }
+
+/** True if `path` does not exist or is an empty directory. */
+export async function isEmptyOrMissingDirectory(path: string): Promise<boolean> {
+  try {
+    return (await readdir(path)).length === 0;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw error;
+  }
+}

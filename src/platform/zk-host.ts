@@ -10,6 +10,10 @@ export function sha1(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha1').update(bytes).digest());
 }
 
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
+}
+
 export function randomBytesArray(n: number): Uint8Array {
   return new Uint8Array(randomBytes(n));
 }

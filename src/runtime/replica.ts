@@ -242,6 +242,21 @@ export class Replica {
     }
   }
 
+  /**
+   * The service's whole state for a backup: confirmed through ReadIndex first, so it holds
+   * every command committed before the call, then encoded in one go at the applied index
+   * (a large state blocks this member's event loop while it is encoded). Rejects as read()
+   * does when no leader confirms in `timeoutMs`.
+   */
+  async backup(timeoutMs: number): Promise<{ index: Index; term: Term; data: Uint8Array }> {
+    assert(this.service.snapshot !== undefined, 'a service that is backed up implements snapshot()');
+    await this.read('linearizable', timeoutMs);
+    const index = this.raft.status().applied;
+    const term = this.raft.core.log.term(index);
+    assert(term !== undefined, 'the applied index has a term (in the log or at the snapshot)');
+    return { index, term, data: this.service.snapshot() };
+  }
+
   /** Proposes `command`; resolves with the service's result once it is applied here. */
   submit(command: Uint8Array): Promise<SubmitResult> {
     const node = this.raft;
@@ -352,7 +367,13 @@ export class Replica {
       if (pending.index > at) continue;
       // Applied elsewhere, inside the snapshot, or replaced there: this member cannot tell.
       this.pending.delete(pending.index);
-      pending.reject(new ReplicaError('outcome-unknown', this.node?.status().leader ?? (0 as NodeId), `a snapshot through index ${at} replaced the log before index ${pending.index} applied here; the command may or may not be applied`));
+      pending.reject(
+        new ReplicaError(
+          'outcome-unknown',
+          this.node?.status().leader ?? (0 as NodeId),
+          `a snapshot through index ${at} replaced the log before index ${pending.index} applied here; the command may or may not be applied`,
+        ),
+      );
     }
   }
 

@@ -17,7 +17,7 @@ import { KvService } from '../kv/index.js';
 import { ZkService } from '../zk/service.js';
 import { ZkFrontEnd } from '../zk/front-end.js';
 import { fourLetterWords } from '../zk/four-letter.js';
-import { fileDescriptors, hostEnvironment, randomBytesArray, sha1, wallClockMs } from '../platform/zk-host.js';
+import { fileDescriptors, hostEnvironment, randomBytesArray, sha1, sha256, wallClockMs } from '../platform/zk-host.js';
 import type { RaftNode } from '../runtime/node.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { PeerTransport } from '../platform/peer-transport.js';
@@ -27,6 +27,7 @@ import { randomSeed } from '../platform/server-random.js';
 import { directoryBytes } from '../platform/server-files.js';
 import { processId } from '../platform/process.js';
 import { adminApp } from './admin.js';
+import { type BackupGroup, encodeBackup } from './backup.js';
 import { ClientHandler } from './client-handler.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
@@ -47,6 +48,8 @@ export const serverLimits = {
   zkRequestTimeoutMsMin: 5000,
   /** A member without a leader this long closes its ZooKeeper connections, so clients move on. */
   zkLeaderlessCloseMs: 2000,
+  /** How long a backup waits for a leader to confirm each group's state. */
+  backupReadTimeoutMs: 5000,
 } as const;
 
 export interface ServerAddresses {
@@ -120,7 +123,15 @@ export class FlotillaServer {
         (from, group, message) => late.server?.stepPeer(from, group, message),
         (id) => late.server?.peerClosed(id),
       );
-      opened.kv = await openKv(config, logger, clock, storage, opened.transport, (node, ready) => late.server?.observeReady(node, ready), (error) => late.server?.fail(error));
+      opened.kv = await openKv(
+        config,
+        logger,
+        clock,
+        storage,
+        opened.transport,
+        (node, ready) => late.server?.observeReady(node, ready),
+        (error) => late.server?.fail(error),
+      );
       const kv = opened.kv;
       const replica = kv.replica;
       logger.info({ ...replica.raft.status(), appliedCommands: replica.appliedCommandCount }, 'recovered');
@@ -161,7 +172,7 @@ export class FlotillaServer {
       const zkPort = opened.zkPort;
       const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
       const server = new FlotillaServer(config, logger, clock, { storage, transport: opened.transport, kv, replica, clientPort, admin, zkStorage, zk, zkFront, zkPort });
-      const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render() });
+      const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render(), backup: () => server.backup() });
       late.server = server;
       server.registerSelf();
       server.announce();
@@ -230,19 +241,35 @@ export class FlotillaServer {
     return exitCode;
   }
 
+  /** Every group's state, each confirmed through ReadIndex, as one backup file (backup.ts). */
+  async backup(): Promise<Uint8Array> {
+    const groups: BackupGroup[] = [];
+    for (const [name, dir, replica] of [
+      ['kv', GROUP_DIR, this.parts.replica],
+      ['zk', ZK_GROUP_DIR, this.parts.zk.replica],
+    ] as const) {
+      const state = await replica.backup(serverLimits.backupReadTimeoutMs);
+      groups.push({ name, dir, ...state });
+    }
+    this.logger.info({ groups: groups.map((g) => ({ name: g.name, index: g.index, bytes: g.data.length })) }, 'backup taken');
+    return encodeBackup({ createdMs: wallClockMs(), member: this.config.id, groups }, sha256);
+  }
+
   async describeStatus(): Promise<object> {
     const raft = this.parts.replica.raft;
     const status = raft.status();
     const progress = status.role === 'leader' ? raft.core.describeProgress() : new Map<NodeId, string>();
     const connected = new Set(this.parts.transport.connectedPeers());
-    const peers = [...this.config.members].filter(([id]) => id !== this.config.id).map(([id, address]) => ({
-      id,
-      peer: formatAddress(address),
-      client: this.formatKnown(this.members.get(id)?.client),
-      admin: this.formatKnown(this.members.get(id)?.admin),
-      connected: connected.has(id),
-      progress: progress.get(id) ?? null,
-    }));
+    const peers = [...this.config.members]
+      .filter(([id]) => id !== this.config.id)
+      .map(([id, address]) => ({
+        id,
+        peer: formatAddress(address),
+        client: this.formatKnown(this.members.get(id)?.client),
+        admin: this.formatKnown(this.members.get(id)?.admin),
+        connected: connected.has(id),
+        progress: progress.get(id) ?? null,
+      }));
     const addresses = this.addresses();
     return {
       ...status,
@@ -303,7 +330,10 @@ export class FlotillaServer {
   /** A peer's connection closed: its process may be dead, so each group's follower may campaign early. */
   private peerClosed(id: NodeId): void {
     if (this.stopping) return;
-    for (const [group, node] of [['kv', this.parts.replica.raft], ['zk', this.parts.zk.replica.raft]] as const) {
+    for (const [group, node] of [
+      ['kv', this.parts.replica.raft],
+      ['zk', this.parts.zk.replica.raft],
+    ] as const) {
       const status = node.status();
       if (status.role !== 'follower' || status.leader !== id) continue;
       this.logger.info({ group, leader: id, term: status.term }, 'the connection to the leader closed: campaigning without waiting out the election timeout');

@@ -22,7 +22,13 @@ test('config: flags win over the file; defaults; the secret never appears in des
   assert.equal(config.peerPort, 7002);
   assert.equal(config.host, '10.0.0.2');
   assert.ok(!JSON.stringify(describeConfig(config)).includes(SECRET));
-  assert.deepEqual([...parsePeers('3=h:3,1=[::1]:1').entries()], [[1, { host: '::1', port: 1 }], [3, { host: 'h', port: 3 }]]);
+  assert.deepEqual(
+    [...parsePeers('3=h:3,1=[::1]:1').entries()],
+    [
+      [1, { host: '::1', port: 1 }],
+      [3, { host: 'h', port: 3 }],
+    ],
+  );
 });
 
 test('config: refusals name the problem', () => {
@@ -83,11 +89,15 @@ test('config: the KV settings have named defaults and are validated', () => {
   assert.throws(() => resolveConfig(base, { readMode: 'fast' }, SECRET), /readMode/);
 });
 
-test('admin app: /status is JSON, /metrics is Prometheus text, anything else a 404', async () => {
+test('admin app: /status is JSON, /metrics is Prometheus text, /backup bytes, anything else a 404', async () => {
   const app = adminApp({
     status: async () => ({ id: 1, role: 'leader' }),
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'flotilla_term 3\n' }),
+    backup: async () => Uint8Array.of(1, 2, 3),
   });
+  const backup = await app.request('/backup');
+  assert.equal(backup.headers.get('content-type'), 'application/octet-stream');
+  assert.deepEqual(new Uint8Array(await backup.arrayBuffer()), Uint8Array.of(1, 2, 3));
   assert.deepEqual(await (await app.request('/status')).json(), { id: 1, role: 'leader' });
   const metrics = await app.request('/metrics');
   assert.match(metrics.headers.get('content-type')!, /text\/plain/);
