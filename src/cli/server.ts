@@ -15,8 +15,10 @@ import { StorageError } from '../storage/errors.js';
 import { RealClock, realClock } from '../platform/clock.js';
 import { acquireDataLock, type DataLock } from '../platform/data-lock.js';
 import { exit, onSignal, writeErr } from '../platform/process.js';
-import { absolutePath, readTextFile } from '../platform/server-files.js';
-import { ConfigError, configFileInput, describeConfig, formatAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
+import { absolutePath, fileExists, readTextFile } from '../platform/server-files.js';
+import { getJson } from '../platform/http-get.js';
+import { nodeId } from '../stdx/types.js';
+import { ConfigError, configFileInput, describeConfig, formatAddress, parseAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
 import { createMemberLogger } from '../server/logging.js';
 import { FlotillaServer } from '../server/server.js';
 
@@ -45,6 +47,7 @@ interface ServerFlags {
   zkPort?: string;
   zkTickMs?: string;
   zkSuperDigest?: string;
+  join?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -69,6 +72,10 @@ export function registerServer(program: Command): void {
     .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
     .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
+    .option(
+      '--join <admin>',
+      "join a running cluster: learn its members from one member's admin address (host:port); --peers then needs name only this member, and an empty --data. Then run flotilla member add and promote",
+    )
     .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
 }
@@ -84,6 +91,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   }
   const logger = createMemberLogger(config.id, config.logLevel);
   const lock = await lockDataDirectory(config, logger);
+  if (flags.join !== undefined) config = await joinCluster(config, flags.join, logger, lock);
   logger.info({ config: describeConfig(config), ...(lock.tookOverPid === undefined ? {} : { staleLockPid: lock.tookOverPid }) }, 'starting');
   let server: FlotillaServer;
   try {
@@ -128,6 +136,34 @@ async function runServer(flags: ServerFlags): Promise<void> {
   const code = await server.done;
   await lock.release();
   exit(code);
+}
+
+/**
+ * --join: a member with a new data directory learns the cluster's members (and their peer
+ * addresses) from one member's /status, and starts with no bootstrap voters, waiting to be
+ * added (`flotilla member add`). A member that already has an address book joined before.
+ */
+async function joinCluster(config: ServerConfig, admin: string, logger: ReturnType<typeof createMemberLogger>, lock: DataLock): Promise<ServerConfig> {
+  if (await fileExists(`${config.dataDir}/members.json`)) {
+    logger.info({ join: admin }, 'this member already belongs to a cluster (its data directory has members.json): --join is ignored');
+    return config;
+  }
+  let status: { id?: unknown; addresses?: { peer?: unknown }; peers?: { id?: unknown; peer?: unknown }[] };
+  try {
+    status = (await getJson(`http://${admin}/status`, 5000)) as typeof status;
+  } catch (error) {
+    await lock.release();
+    writeErr(`flotilla server: cannot join through ${admin}: ${(error as Error).message}\n`);
+    exit(exitCodes.config);
+  }
+  const members = new Map(config.members);
+  const add = (id: unknown, peer: unknown) => {
+    if (typeof id === 'number' && typeof peer === 'string' && id !== config.id) members.set(nodeId(id), parseAddress(peer, `member ${id}`));
+  };
+  add(status.id, status.addresses?.peer);
+  for (const peer of status.peers ?? []) add(peer.id, peer.peer);
+  logger.info({ join: admin, members: [...members.keys()] }, 'joining a running cluster: waiting to be added (flotilla member add)');
+  return { ...config, members, join: true };
 }
 
 /** Takes the data directory's lock, or exits 4 naming the live process that holds it. */

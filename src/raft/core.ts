@@ -14,18 +14,8 @@ import type { Prng } from '../stdx/prng.js';
 import { type Index, type NodeId, type Term, index, nodeId, term } from '../stdx/types.js';
 import { type RaftConfig, validateConfig } from './config.js';
 import { RaftLog } from './log.js';
-import { type ConfChange, type Membership, applyConfChange, decodeConfEntry, encodeConfEntry } from './membership.js';
-import type {
-  Append,
-  AppendResponse,
-  Heartbeat,
-  HeartbeatResponse,
-  Message,
-  ReadIndexRequest,
-  SnapshotChunk,
-  SnapshotResponse,
-  VoteRequest,
-} from './messages.js';
+import { type ConfChange, type Membership, applyConfChange, confContextBytesMax, decodeConfEntry, encodeConfEntry } from './membership.js';
+import type { Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, ReadIndexRequest, SnapshotChunk, SnapshotResponse, VoteRequest } from './messages.js';
 import { Progress } from './progress.js';
 import { committedIndex, quorumActive, voteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
@@ -132,11 +122,7 @@ export class RaftCore {
     const snapshot = initial.snapshot;
     this.snapshot = snapshot;
     this.membership = { voters: [], learners: [] };
-    this.setMembership(
-      snapshot
-        ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners }
-        : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) },
-    );
+    this.setMembership(snapshot ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners } : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) });
     this.log = new RaftLog(snapshot?.meta.index ?? index(0), snapshot?.meta.term ?? term(0), initial.entries, initial.hardState.commit);
     this.membershipHistory = [{ index: this.log.snapshotIndex, membership: this.membership }];
     this.readOnly = new ReadOnly(this.id);
@@ -188,6 +174,7 @@ export class RaftCore {
     const refusal = this.refuseProposal(0);
     if (refusal !== undefined) return refusal;
     if (this.pendingConfIndex > this.log.applied) return this.refused('conf-change-pending');
+    if ((change.context?.length ?? 0) > confContextBytesMax) return this.refused('invalid-conf-change', `the change's context exceeds ${confContextBytesMax} bytes`);
     const next = applyConfChange(this.membership, change);
     if (typeof next === 'string') return this.refused('invalid-conf-change', next);
     const result = this.appendProposal('config', encodeConfEntry({ change, membership: next }));
@@ -386,10 +373,7 @@ export class RaftCore {
   // ---- Elections -------------------------------------------------------------------------
 
   private stepVoteRequest(m: VoteRequest): void {
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === 0 && this.leader === 0) ||
-      (m.type === 'PreVote' && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === 0 && this.leader === 0) || (m.type === 'PreVote' && m.term > this.term);
     const logOk = this.config.unsafe?.grantVoteWithoutLogCheck === true || this.log.isUpToDate(m.lastIndex, m.lastTerm);
     const responseType = m.type === 'Vote' ? 'VoteResp' : 'PreVoteResp';
     if (canVote && logOk) {

@@ -24,7 +24,15 @@ export type ConfChangeType = 'add-learner' | 'promote' | 'remove';
 export interface ConfChange {
   readonly type: ConfChangeType;
   readonly node: NodeId;
+  /**
+   * Opaque to Raft, for the shell: the server puts the new member's peer address here, so
+   * that every member learns it from the log when it applies the entry (etcd's context).
+   */
+  readonly context?: Uint8Array;
 }
+
+/** The largest context a change may carry. */
+export const confContextBytesMax = 4096;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -36,15 +44,17 @@ export interface ConfEntry {
 
 export function encodeConfEntry(entry: ConfEntry): Uint8Array {
   const { change, membership } = entry;
-  return packr.pack({ type: change.type, node: change.node, voters: membership.voters, learners: membership.learners });
+  const context = change.context === undefined ? {} : { context: change.context };
+  return packr.pack({ type: change.type, node: change.node, voters: membership.voters, learners: membership.learners, ...context });
 }
 
 /** Decodes a config entry; throws on anything malformed (it came from the log). */
 export function decodeConfEntry(data: Uint8Array): ConfEntry {
-  const raw = packr.unpack(data) as { type?: unknown; node?: unknown; voters?: unknown; learners?: unknown };
+  const raw = packr.unpack(data) as { type?: unknown; node?: unknown; voters?: unknown; learners?: unknown; context?: unknown };
   const type = raw.type;
   if (type !== 'add-learner' && type !== 'promote' && type !== 'remove') throw new Error(`bad conf change type ${String(type)}`);
-  const change: ConfChange = { type, node: memberId(raw.node) };
+  if (raw.context !== undefined && !(raw.context instanceof Uint8Array && raw.context.length <= confContextBytesMax)) throw new Error('bad context in a config entry');
+  const change: ConfChange = raw.context === undefined ? { type, node: memberId(raw.node) } : { type, node: memberId(raw.node), context: new Uint8Array(raw.context) };
   const membership = { voters: memberIds(raw.voters), learners: memberIds(raw.learners) };
   if (membership.voters.length === 0) throw new Error('a configuration needs a voter');
   return { change, membership };

@@ -16,6 +16,8 @@ export interface ServerConfig {
   readonly id: NodeId;
   /** Every member of the group, this one included, with its peer address. */
   readonly members: ReadonlyMap<NodeId, Address>;
+  /** Joining a running cluster (--join): start with no bootstrap voters and wait to be added. */
+  readonly join?: boolean;
   readonly dataDir: string;
   /** The interface every port listens on. */
   readonly host: string;
@@ -93,8 +95,24 @@ export class ConfigError extends Error {
 }
 
 const inputKeys: ReadonlySet<string> = new Set([
-  'id', 'peers', 'dataDir', 'host', 'advertiseHost', 'peerPort', 'clientPort', 'adminPort', 'tickMs', 'clusterSecret', 'clusterSecretFile', 'logLevel',
-  'raftStateBytesMax', 'requestTimeoutMs', 'readMode', 'zkPort', 'zkTickMs', 'zkSuperDigest',
+  'id',
+  'peers',
+  'dataDir',
+  'host',
+  'advertiseHost',
+  'peerPort',
+  'clientPort',
+  'adminPort',
+  'tickMs',
+  'clusterSecret',
+  'clusterSecretFile',
+  'logLevel',
+  'raftStateBytesMax',
+  'requestTimeoutMs',
+  'readMode',
+  'zkPort',
+  'zkTickMs',
+  'zkSuperDigest',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -135,7 +153,10 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     tickMs: merged.tickMs === undefined ? configLimits.tickMsDefault : tickMs(merged.tickMs),
     clusterSecret: secret,
     logLevel: logLevel(merged.logLevel),
-    raftStateBytesMax: merged.raftStateBytesMax === undefined ? configLimits.raftStateBytesMaxDefault : integerIn(merged.raftStateBytesMax, 'raftStateBytesMax', configLimits.raftStateBytesMin, Number.MAX_SAFE_INTEGER),
+    raftStateBytesMax:
+      merged.raftStateBytesMax === undefined
+        ? configLimits.raftStateBytesMaxDefault
+        : integerIn(merged.raftStateBytesMax, 'raftStateBytesMax', configLimits.raftStateBytesMin, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: merged.requestTimeoutMs === undefined ? configLimits.requestTimeoutMsDefault : integerIn(merged.requestTimeoutMs, 'requestTimeoutMs', 1, configLimits.requestTimeoutMsMax),
     readMode: readMode(merged.readMode),
     zkPort: merged.zkPort === undefined ? configLimits.zkPortDefault : port(merged.zkPort, 'zkPort'),
@@ -165,7 +186,11 @@ function readMode(raw: unknown): KvReadMode {
 /** Parses "1=host:port,2=host:port" (or an array of "id=host:port", or {"1": "host:port"}). */
 export function parsePeers(raw: unknown): Map<NodeId, Address> {
   let items: [string, string][];
-  if (typeof raw === 'string') items = raw.split(',').filter((item) => item.trim().length > 0).map(splitPeer);
+  if (typeof raw === 'string')
+    items = raw
+      .split(',')
+      .filter((item) => item.trim().length > 0)
+      .map(splitPeer);
   else if (Array.isArray(raw)) items = raw.map((item) => splitPeer(requireString(item, 'peers[]')));
   else if (typeof raw === 'object' && raw !== null) items = Object.entries(raw).map(([key, value]) => [key, requireString(value, `peers.${key}`)]);
   else throw new ConfigError('no peer list: pass --peers 1=host:port,2=host:port,3=host:port (every member, this one included)');
@@ -195,8 +220,14 @@ export function parseEnvFile(text: string): Map<string, string> {
     if (line.length === 0 || line.startsWith('#')) continue;
     const equals = line.indexOf('=');
     if (equals <= 0) continue;
-    const key = line.slice(0, equals).replace(/^export\s+/, '').trim();
-    const value = line.slice(equals + 1).trim().replace(/^(['"])(.*)\1$/, '$2');
+    const key = line
+      .slice(0, equals)
+      .replace(/^export\s+/, '')
+      .trim();
+    const value = line
+      .slice(equals + 1)
+      .trim()
+      .replace(/^(['"])(.*)\1$/, '$2');
     values.set(key, value);
   }
   return values;

@@ -7,7 +7,7 @@
 
 import type { Logger } from 'pino';
 import { Prng } from '../stdx/prng.js';
-import type { NodeId } from '../stdx/types.js';
+import { type NodeId, nodeId } from '../stdx/types.js';
 import type { Clock, Timer } from '../io/clock.js';
 import { defaultTiming, type RaftConfig } from '../raft/config.js';
 import type { Ready } from '../raft/core.js';
@@ -28,6 +28,10 @@ import { directoryBytes } from '../platform/server-files.js';
 import { processId } from '../platform/process.js';
 import { adminApp } from './admin.js';
 import { type BackupGroup, encodeBackup } from './backup.js';
+import { decodeAddressBook, encodeAddressBook, type GroupName, groupNames, type MemberAction, MemberError, MembershipAdmin, membershipLimits } from './membership.js';
+import { postJson } from '../platform/http-get.js';
+import { ensureDirectory, fileExists, readTextFile as readTextFileAsync } from '../platform/server-files.js';
+import { writeFileDurably } from '../platform/files.js';
 import { ClientHandler } from './client-handler.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
@@ -60,6 +64,8 @@ export interface ServerAddresses {
 }
 
 interface Parts {
+  /** The voters this member bootstraps its groups with (members.json). */
+  bootstrapVoters: readonly NodeId[];
   storage: ServerStorage;
   transport: PeerTransport<PeerMessage>;
   kv: KvService;
@@ -82,6 +88,9 @@ export class FlotillaServer {
   private infoTimer: Timer | undefined = undefined;
   private lastLoggedLeader = 0;
   private stopping = false;
+  /** Every member's peer address, this one's included: --peers, then what the log added (membership.ts). */
+  private readonly peerAddresses: Map<NodeId, Address>;
+  readonly membership: MembershipAdmin;
 
   private constructor(
     private readonly config: ServerConfig,
@@ -91,6 +100,17 @@ export class FlotillaServer {
   ) {
     this.done = new Promise((resolve) => {
       this.finish = resolve;
+    });
+    this.peerAddresses = new Map(config.members);
+    this.membership = new MembershipAdmin({
+      self: config.id,
+      node: (group) => (group === 'kv' ? parts.replica.raft : parts.zk.replica.raft),
+      adminAddressOf: (id) => this.members.get(id)?.admin,
+      peerAddressOf: (id) => this.peerAddresses.get(id),
+      learnPeer: (id, address) => this.learnPeer(id, address),
+      forward: (admin, request) => postJson(`http://${formatAddress(admin)}/members`, request, membershipLimits.changeTimeoutMs + 5000),
+      clock,
+      logger,
     });
     this.handler = new ClientHandler({
       replica: parts.replica,
@@ -107,9 +127,12 @@ export class FlotillaServer {
   }
 
   /** Recovers the data directory, opens the ports and starts the member. */
-  static async start(config: ServerConfig, logger: Logger, clock: Clock): Promise<FlotillaServer> {
+  static async start(given: ServerConfig, logger: Logger, clock: Clock): Promise<FlotillaServer> {
     // Callbacks wired before the server object exists reach it through `late`.
     const late: { server?: FlotillaServer } = {};
+    const book = await openAddressBook(given);
+    // Members added at run time come from the address book; --peers only seeds a new cluster.
+    const config: ServerConfig = { ...given, members: book.addresses };
     const { storage, events } = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms));
     for (const event of events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
     const zkRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ZK_GROUP_DIR);
@@ -125,6 +148,7 @@ export class FlotillaServer {
       );
       opened.kv = await openKv(
         config,
+        book.bootstrapVoters,
         logger,
         clock,
         storage,
@@ -145,7 +169,16 @@ export class FlotillaServer {
         onClose: (connection) => late.server?.handler.onClose(connection),
       });
       const clientPort = opened.clientPort;
-      opened.zk = await openZk(config, logger, clock, zkStorage, opened.transport, (error) => late.server?.fail(error));
+      opened.zk = await openZk(
+        config,
+        book.bootstrapVoters,
+        logger,
+        clock,
+        zkStorage,
+        opened.transport,
+        (ready) => late.server?.membership.observe(ready),
+        (error) => late.server?.fail(error),
+      );
       const zk = opened.zk;
       const zkFront = new ZkFrontEnd(
         zk,
@@ -171,8 +204,26 @@ export class FlotillaServer {
       });
       const zkPort = opened.zkPort;
       const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
-      const server = new FlotillaServer(config, logger, clock, { storage, transport: opened.transport, kv, replica, clientPort, admin, zkStorage, zk, zkFront, zkPort });
-      const app = adminApp({ status: () => server.describeStatus(), metrics: () => server.metrics.render(), backup: () => server.backup() });
+      const server = new FlotillaServer(config, logger, clock, {
+        bootstrapVoters: book.bootstrapVoters,
+        storage,
+        transport: opened.transport,
+        kv,
+        replica,
+        clientPort,
+        admin,
+        zkStorage,
+        zk,
+        zkFront,
+        zkPort,
+      });
+      const app = adminApp({
+        status: () => server.describeStatus(),
+        metrics: () => server.metrics.render(),
+        backup: () => server.backup(),
+        members: () => server.membership.describe(),
+        changeMembers: (body) => server.changeMembers(body),
+      });
       late.server = server;
       server.registerSelf();
       server.announce();
@@ -241,6 +292,33 @@ export class FlotillaServer {
     return exitCode;
   }
 
+  /**
+   * POST /members: a membership change (membership.ts) in the named group, or in every group
+   * (key/value first) when none is named. Answers with the HTTP status to send.
+   */
+  async changeMembers(body: unknown): Promise<{ status: number; body: object }> {
+    const raw = body as { action?: unknown; id?: unknown; peer?: unknown; group?: unknown };
+    const actions: readonly MemberAction[] = ['add', 'promote', 'remove', 'transfer-leader'];
+    if (typeof raw !== 'object' || raw === null || !actions.includes(raw.action as MemberAction)) return { status: 400, body: { error: `action must be one of ${actions.join(', ')}` } };
+    if (typeof raw.id !== 'number' || !Number.isSafeInteger(raw.id) || raw.id <= 0 || raw.id > 0xffff_ffff) return { status: 400, body: { error: 'id must be a member id (a positive integer)' } };
+    if (raw.peer !== undefined && typeof raw.peer !== 'string') return { status: 400, body: { error: 'peer must be host:port' } };
+    if (raw.group !== undefined && !groupNames.includes(raw.group as GroupName)) return { status: 400, body: { error: `group must be one of ${groupNames.join(', ')}` } };
+    const groups = raw.group === undefined ? groupNames : [raw.group as GroupName];
+    const results: object[] = [];
+    for (const group of groups) {
+      const request = { action: raw.action as MemberAction, id: nodeId(raw.id), group, ...(raw.peer === undefined ? {} : { peer: raw.peer as string }) };
+      try {
+        const result = await this.membership.run(request);
+        if ('status' in result && typeof result.status === 'number' && result.status >= 400) return { status: result.status, body: { ...result, done: results } };
+        results.push(result);
+      } catch (error) {
+        if (error instanceof MemberError) return { status: error.status, body: { error: error.message, done: results } };
+        return { status: 503, body: { error: (error as Error).message, done: results } };
+      }
+    }
+    return { status: 200, body: raw.group === undefined ? { results } : results[0]! };
+  }
+
   /** Every group's state, each confirmed through ReadIndex, as one backup file (backup.ts). */
   async backup(): Promise<Uint8Array> {
     const groups: BackupGroup[] = [];
@@ -260,7 +338,7 @@ export class FlotillaServer {
     const status = raft.status();
     const progress = status.role === 'leader' ? raft.core.describeProgress() : new Map<NodeId, string>();
     const connected = new Set(this.parts.transport.connectedPeers());
-    const peers = [...this.config.members]
+    const peers = [...this.peerAddresses]
       .filter(([id]) => id !== this.config.id)
       .map(([id, address]) => ({
         id,
@@ -346,12 +424,24 @@ export class FlotillaServer {
   }
 
   private observeReady(node: RaftNode, ready: Ready): void {
+    this.membership.observe(ready);
     const status = node.status();
     this.metrics.observeReady(ready, status);
     if (status.leader !== this.lastLoggedLeader) {
       this.lastLoggedLeader = status.leader;
       this.logger.info({ term: status.term, role: status.role, leader: status.leader }, 'leader changed');
     }
+  }
+
+  /** A member the log added (or moved): dial it, and remember it across restarts. */
+  private learnPeer(id: NodeId, address: Address): void {
+    if (id === this.config.id) return;
+    const known = this.peerAddresses.get(id);
+    if (known !== undefined && formatAddress(known) === formatAddress(address)) return;
+    this.peerAddresses.set(id, address);
+    this.parts.transport.setPeer(id, address);
+    saveAddressBook(this.config.dataDir, this.parts.bootstrapVoters, this.peerAddresses);
+    this.logger.info({ member: id, peer: formatAddress(address) }, "learned a member's peer address");
   }
 
   /** Storage failed: the node has stopped; the member must exit and recover on restart. */
@@ -364,7 +454,7 @@ export class FlotillaServer {
   private announce(): void {
     if (this.stopping) return;
     if (this.parts.zk.leaderlessFor(serverLimits.zkLeaderlessCloseMs)) this.parts.zkFront.closeAll('this member has no leader; the client should try another');
-    for (const id of this.config.members.keys()) if (id !== this.config.id) this.sendInfo(id);
+    for (const id of this.peerAddresses.keys()) if (id !== this.config.id) this.sendInfo(id);
     this.infoTimer = this.clock.setTimer(serverLimits.memberInfoIntervalMs, () => this.announce());
   }
 
@@ -411,9 +501,19 @@ function followerCounts(zk: ZkService, self: NodeId): { followers: number; synce
   return { followers: followers.length, synced: followers.filter((id) => (raft.core.matchOf(id) ?? 0) >= status.commit).length };
 }
 
-function openZk(config: ServerConfig, logger: Logger, clock: Clock, storage: ServerStorage, transport: PeerTransport<PeerMessage>, onFatal: (error: unknown) => void): Promise<ZkService> {
+function openZk(
+  config: ServerConfig,
+  voters: readonly NodeId[],
+  logger: Logger,
+  clock: Clock,
+  storage: ServerStorage,
+  transport: PeerTransport<PeerMessage>,
+  observe: (ready: Ready) => void,
+  onFatal: (error: unknown) => void,
+): Promise<ZkService> {
   return ZkService.open({
-    config: { id: config.id, voters: [...config.members.keys()], ...defaultTiming, noopOnElection: true },
+    config: { id: config.id, voters, ...defaultTiming, noopOnElection: true },
+    observer: (_node, ready) => observe(ready),
     prng: new Prng(randomSeed()),
     clock,
     tickMs: config.tickMs,
@@ -438,6 +538,7 @@ function openZk(config: ServerConfig, logger: Logger, clock: Clock, storage: Ser
 
 function openKv(
   config: ServerConfig,
+  voters: readonly NodeId[],
   logger: Logger,
   clock: Clock,
   storage: ServerStorage,
@@ -447,7 +548,7 @@ function openKv(
 ): Promise<KvService> {
   const raftConfig: RaftConfig = {
     id: config.id,
-    voters: [...config.members.keys()],
+    voters,
     ...defaultTiming,
     // A new leader commits an entry of its own term at once, which commits everything
     // before it (Raft §5.4.2) and lets waiting clients hear back promptly.
@@ -468,4 +569,37 @@ function openKv(
     requestTimeoutMs: config.requestTimeoutMs,
     readMode: config.readMode,
   });
+}
+
+const addressBookFile = 'members.json';
+
+/**
+ * The member's address book (membership.ts): read from the data directory if this member
+ * ran before, else made from --peers (a new cluster) or with no bootstrap voters (--join),
+ * and written before the member talks to anyone. --peers still sets the address of every
+ * member it names.
+ */
+async function openAddressBook(config: ServerConfig): Promise<{ bootstrapVoters: readonly NodeId[]; addresses: Map<NodeId, Address> }> {
+  const file = `${config.dataDir}/${addressBookFile}`;
+  await ensureDirectory(config.dataDir);
+  if (await fileExists(file)) {
+    let stored: ReturnType<typeof decodeAddressBook>;
+    try {
+      stored = decodeAddressBook(await readTextFileAsync(file));
+    } catch (error) {
+      throw new Error(`${file} is damaged (${(error as Error).message}); restore it from another member's copy or re-add this member`);
+    }
+    const addresses = new Map(stored.addresses);
+    for (const [id, address] of config.members) addresses.set(id, address);
+    if (addresses.size !== stored.addresses.size) saveAddressBook(config.dataDir, stored.bootstrapVoters, addresses);
+    return { bootstrapVoters: stored.bootstrapVoters, addresses };
+  }
+  const bootstrapVoters = config.join === true ? [] : [...config.members.keys()].sort((a, b) => a - b);
+  const addresses = new Map(config.members);
+  saveAddressBook(config.dataDir, bootstrapVoters, addresses);
+  return { bootstrapVoters, addresses };
+}
+
+function saveAddressBook(dataDir: string, bootstrapVoters: readonly NodeId[], addresses: ReadonlyMap<NodeId, Address>): void {
+  writeFileDurably(`${dataDir}/${addressBookFile}`, new TextEncoder().encode(encodeAddressBook({ bootstrapVoters, addresses })));
 }

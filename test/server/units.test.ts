@@ -94,7 +94,14 @@ test('admin app: /status is JSON, /metrics is Prometheus text, /backup bytes, an
     status: async () => ({ id: 1, role: 'leader' }),
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'flotilla_term 3\n' }),
     backup: async () => Uint8Array.of(1, 2, 3),
+    members: () => ({ kv: { leader: 1 } }),
+    changeMembers: async (body) => ({ status: 409, body: { error: 'refused', echo: body } }),
   });
+  assert.deepEqual(await (await app.request('/members')).json(), { kv: { leader: 1 } });
+  const change = await app.request('/members', { method: 'POST', body: JSON.stringify({ action: 'promote', id: 4 }) });
+  assert.equal(change.status, 409);
+  assert.deepEqual(await change.json(), { error: 'refused', echo: { action: 'promote', id: 4 } });
+  assert.equal((await app.request('/members', { method: 'POST', body: 'not json' })).status, 400);
   const backup = await app.request('/backup');
   assert.equal(backup.headers.get('content-type'), 'application/octet-stream');
   assert.deepEqual(new Uint8Array(await backup.arrayBuffer()), Uint8Array.of(1, 2, 3));
