@@ -291,3 +291,23 @@ export class Writers {
     await Promise.all(this.loops);
   }
 }
+
+/** How many acknowledged writes lostWrites() reads at a time. */
+const READ_BACK_CHUNK = 64;
+
+/**
+ * Reads every one of `acks` back through `client` and returns a line for each write that is
+ * not there as acknowledged (empty: none lost). Every write is checked, not a sample: a lost
+ * write is as likely early in a run as late.
+ */
+export async function lostWrites(client: FlotillaClient, acks: readonly Ack[]): Promise<string[]> {
+  const lost: string[] = [];
+  for (let start = 0; start < acks.length; start += READ_BACK_CHUNK) {
+    const slice = acks.slice(start, start + READ_BACK_CHUNK);
+    const values = await Promise.all(slice.map((ack) => getText(client, ack.key)));
+    for (const [i, ack] of slice.entries()) {
+      if (values[i] !== ack.value) lost.push(`${ack.key} (index ${ack.index}): read ${values[i] === null ? 'nothing' : JSON.stringify(values[i])}, acknowledged ${JSON.stringify(ack.value)}`);
+    }
+  }
+  return lost;
+}

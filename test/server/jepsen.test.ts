@@ -8,6 +8,13 @@
 // proxy i→j), so the nemesis isolates a member by cutting its proxies: the members run
 // unchanged. The broken variant runs members with `--read-mode unsafe-local` (reads served
 // from a member's local state, no ReadIndex) and expects the checker to find the stale read.
+//
+// A run in which the nemesis did nothing would pass too, so the test also asserts that the
+// faults happened (issue 12, item 7): at least one kill -9 (the member died of SIGKILL) and
+// one isolation (the proxies really cut live peer connections of the victim), and that the
+// cluster completed more than OPS_AFTER_FAULT_MIN operations after each fault healed. The
+// fault phase ends HEALED_PHASE_MS before the clients stop, so the last fault is followed
+// by a healed phase too (STYLE.md §17).
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,11 +28,27 @@ const CLIENTS = 6;
 const KV_KEYS = ['k0', 'k1'];
 const CAS_KEY = 'c';
 const CHECK_BUDGET_MS = 30_000;
+/**
+ * The nemesis needs three rounds (kill, kill, isolate) of at most ~6 s each to have done
+ * both kinds of fault; a shorter JEPSEN_RUN_MS would test a nearly idle cluster.
+ */
+const RUN_MS_MIN = 20_000;
+/** The last stretch of the run, after the last fault healed: no faults, clients running. */
+const HEALED_PHASE_MS = 3_000;
+/**
+ * Operations that must complete (with a definite answer) between a fault's heal and the next
+ * fault (about 1.5 s later; for the last fault, the healed phase). Healthy runs on a loaded
+ * 2-core machine completed 59 to 670 there (the counts are printed); 20 leaves room for a
+ * slow election, and is far above the zero of a cluster that stood still.
+ */
+const OPS_AFTER_FAULT_MIN = 20;
 
 /** A TCP forwarder for one directed peer link that the nemesis can cut and heal. */
 class LinkProxy {
   private readonly sockets = new Set<Socket>();
   private cut = false;
+  /** Connections this proxy destroyed or refused because it was cut: evidence of an isolation. */
+  cutConnections = 0;
   private constructor(private readonly server: Server) {}
 
   static start(targetPort: number): Promise<LinkProxy> {
@@ -44,7 +67,10 @@ class LinkProxy {
 
   setCut(cut: boolean): void {
     this.cut = cut;
-    if (cut) for (const socket of this.sockets) socket.destroy();
+    if (!cut) return;
+    // Each connection is two sockets here (inbound and outbound); count connections.
+    this.cutConnections += Math.ceil(this.sockets.size / 2);
+    for (const socket of this.sockets) socket.destroy();
   }
 
   close(): Promise<void> {
@@ -53,7 +79,10 @@ class LinkProxy {
   }
 
   private accept(inbound: Socket, targetPort: number): void {
-    if (this.cut) return void inbound.destroy();
+    if (this.cut) {
+      this.cutConnections++;
+      return void inbound.destroy();
+    }
     const outbound = connect({ host: '127.0.0.1', port: targetPort });
     for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
       this.sockets.add(from);
@@ -82,6 +111,13 @@ class Proxies {
   /** Cuts (or heals) every link to and from `id`. */
   isolate(id: number, cut: boolean): void {
     for (const [name, link] of this.links) if (name.split('>').includes(String(id))) link.setCut(cut);
+  }
+
+  /** Connections cut or refused so far, over all links. */
+  cutConnections(): number {
+    let count = 0;
+    for (const link of this.links.values()) count += link.cutConnections;
+    return count;
   }
 
   healAll(): void {
@@ -168,9 +204,15 @@ async function casStep(client: FlotillaClient, reader: FlotillaClient, clientId:
   await record(history.cas, history, clientId, { kind: 'cas', from: read, to: value }, async () => (await client.cas(CAS_KEY, String(value), version)).swapped);
 }
 
+/** One fault the nemesis injected, with its evidence. Times are now() (the history's clock). */
+type Fault = { victim: number; startMs: number; healedMs: number } & (
+  | { kind: 'kill'; /** What the victim died of: SIGKILL, if the kill happened. */ exit: string }
+  | { kind: 'isolate'; /** Peer connections of the victim cut or refused while it was isolated. */ cutConnections: number }
+);
+
 /** Kills and restarts members, and isolates them, one at a time, until `stopped()`. */
-async function nemesis(t: TestContext, cluster: TestCluster, proxies: Proxies, stopped: () => boolean): Promise<string[]> {
-  const events: string[] = [];
+async function nemesis(cluster: TestCluster, proxies: Proxies, stopped: () => boolean): Promise<Fault[]> {
+  const faults: Fault[] = [];
   let seed = 42;
   for (let round = 0; !stopped(); round++) {
     await sleep(1500);
@@ -178,20 +220,52 @@ async function nemesis(t: TestContext, cluster: TestCluster, proxies: Proxies, s
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     const leader = await leaderOf(cluster);
     const victim = round % 2 === 0 && leader !== undefined ? leader : cluster.ids[seed % cluster.ids.length]!;
+    const startMs = now();
     if (round % 3 === 2) {
-      events.push(`isolate ${victim}`);
+      const cutBefore = proxies.cutConnections();
       proxies.isolate(victim, true);
       await sleep(3000);
       proxies.isolate(victim, false);
+      const cutConnections = proxies.cutConnections() - cutBefore;
+      faults.push({ kind: 'isolate', victim, startMs, healedMs: now(), cutConnections });
     } else {
-      events.push(`kill -9 ${victim}`);
-      await cluster.kill(victim);
+      const exit = await cluster.kill(victim);
       await sleep(1000 + (seed % 1500));
       await cluster.startMember(victim);
+      faults.push({ kind: 'kill', victim, startMs, healedMs: now(), exit: exit.signal ?? `exit code ${exit.code}` });
     }
   }
-  t.diagnostic(`nemesis: ${events.join(', ')}`);
-  return events;
+  return faults;
+}
+
+/** Operations with a definite answer whose answer came in (fromMs, toMs]. */
+function completedBetween(history: History, fromMs: number, toMs: number): number {
+  let count = 0;
+  for (const op of [...history.kv, ...history.cas]) {
+    if (op.returnTime !== undefined && op.returnTime > fromMs && op.returnTime <= toMs) count++;
+  }
+  return count;
+}
+
+interface FaultReport {
+  fault: Fault;
+  /** Completed while the fault lasted. */
+  during: number;
+  /** Completed between the heal and the next fault (or the end of the clients' run). */
+  after: number;
+}
+
+function reportFaults(history: History, faults: readonly Fault[], clientsStoppedMs: number): FaultReport[] {
+  return faults.map((fault, i) => ({
+    fault,
+    during: completedBetween(history, fault.startMs, fault.healedMs),
+    after: completedBetween(history, fault.healedMs, faults[i + 1]?.startMs ?? clientsStoppedMs),
+  }));
+}
+
+function describeFault({ fault, during, after }: FaultReport): string {
+  const evidence = fault.kind === 'kill' ? `died of ${fault.exit}` : `${fault.cutConnections} peer connections cut`;
+  return `${fault.kind} ${fault.victim} (${evidence}): ${during} ops during, ${after} after`;
 }
 
 async function leaderOf(cluster: TestCluster): Promise<number | undefined> {
@@ -211,28 +285,49 @@ interface RunResult {
   lost: string[];
   acked: number;
   snapshotBytes: number[];
+  faults: FaultReport[];
 }
 
-async function jepsenRun(t: TestContext, readMode: 'read-index' | 'unsafe-local', runMs: number): Promise<RunResult> {
+/**
+ * Clients and writers run for `runMs`, the nemesis for the first `runMs - healedPhaseMs` of
+ * it; a fault still under way then is finished, and the healed phase starts after it.
+ */
+async function jepsenRun(t: TestContext, readMode: 'read-index' | 'unsafe-local', runMs: number, healedPhaseMs: number): Promise<RunResult> {
   const cluster = await TestCluster.create(t, 3);
   const proxies = await Proxies.start(cluster);
   t.after(() => proxies.close());
   // A small maxraftstate: members snapshot (and restarted members install snapshots) during the run.
-  cluster.extraArgs = ['--raft-state-bytes-max', String(256 * 1024), '--read-mode', readMode];
+  // 64 KiB, a quarter of what a slow run on a loaded machine logs (about 250 KiB, the least
+  // seen): at 256 KiB such a run could end without a snapshot and fail the test for being slow.
+  cluster.extraArgs = ['--raft-state-bytes-max', String(64 * 1024), '--read-mode', readMode];
   await Promise.all(cluster.ids.map((id) => cluster.startMember(id)));
   await cluster.waitForLeader();
 
   const history: History = { kv: [], cas: [], unknown: 0, failed: 0 };
   let stopping = false;
   const stopped = () => stopping;
+  let faultsStopping = false;
   const options = { callDeadlineMs: 4000, requestTimeoutMs: 2000 };
   // Each client starts at a different member: reads are served where they land.
   const loops = Array.from({ length: CLIENTS }, (_, i) => runClient(cluster.client(options), cluster.client(options, i), i + 1, history, stopped));
   const writers = new Writers(cluster.client(options), 2, 'w');
-  const nemesisDone = nemesis(t, cluster, proxies, stopped);
-  await sleep(runMs);
-  stopping = true;
-  await Promise.all([...loops, nemesisDone, writers.stop()]);
+  const nemesisDone = nemesis(cluster, proxies, () => faultsStopping);
+  // Awaited below; until then a failure of the nemesis must not surface as an unhandled rejection.
+  nemesisDone.catch(() => undefined);
+  let faults: Fault[];
+  try {
+    await sleep(runMs - healedPhaseMs);
+    faultsStopping = true;
+    faults = await nemesisDone;
+    await sleep(healedPhaseMs);
+  } finally {
+    // Also when the nemesis failed: clients that never stop would keep the test running.
+    stopping = true;
+    await Promise.all([...loops, writers.stop()]);
+  }
+  const clientsStoppedMs = now();
+  const reports = reportFaults(history, faults, clientsStoppedMs);
+  t.diagnostic(`nemesis: ${reports.map(describeFault).join('; ')}`);
 
   // Heal: every link up, every member running, a leader; then read everything once more.
   proxies.healAll();
@@ -251,7 +346,7 @@ async function jepsenRun(t: TestContext, readMode: 'read-index' | 'unsafe-local'
   const snapshotBytes = await Promise.all(cluster.ids.map(async (id) => ((await cluster.status(id)) as unknown as { snapshotBytes: number }).snapshotBytes));
   t.diagnostic(`snapshot bytes on disk per member: ${snapshotBytes.join(', ')}`);
   t.diagnostic(`${history.kv.length + history.cas.length} operations (${history.unknown} outcome unknown, ${history.failed} failed definitely), ${writers.acks.length} acknowledged unique writes`);
-  return { history, lost, acked: writers.acks.length, snapshotBytes };
+  return { history, lost, acked: writers.acks.length, snapshotBytes, faults: reports };
 }
 
 function verdicts(history: History): { kv: string; cas: string; explain: string } {
@@ -262,8 +357,42 @@ function verdicts(history: History): { kv: string; cas: string; explain: string 
   return { kv: kv.verdict, cas: cas.verdict, explain };
 }
 
+/** The faults happened, and the cluster made progress after each. */
+function assertFaultsHappened(reports: readonly FaultReport[]): void {
+  const all = reports.map(describeFault).join('\n  ');
+  assert.ok(reports.some(({ fault }) => fault.kind === 'kill'), `the nemesis killed no member:\n  ${all}`);
+  assert.ok(reports.some(({ fault }) => fault.kind === 'isolate'), `the nemesis isolated no member:\n  ${all}`);
+  // In the order they happened, so the first fault that went wrong is the one reported.
+  for (const report of reports) {
+    const { fault } = report;
+    if (fault.kind === 'kill') assert.equal(fault.exit, 'SIGKILL', `member ${fault.victim} did not die of kill -9`);
+    else assert.ok(fault.cutConnections > 0, `isolating member ${fault.victim} cut no peer connection: it was not isolated`);
+    assert.ok(report.after > OPS_AFTER_FAULT_MIN, `only ${report.after} operations (want > ${OPS_AFTER_FAULT_MIN}) completed after ${describeFault(report)}`);
+  }
+}
+
+test('the fault assertions fail a run whose nemesis did not kill, did not isolate, or after which the cluster stood still', () => {
+  const kill: Fault = { kind: 'kill', victim: 1, startMs: 0, healedMs: 2000, exit: 'SIGKILL' };
+  const isolate: Fault = { kind: 'isolate', victim: 2, startMs: 3500, healedMs: 6500, cutConnections: 8 };
+  const ops = (times: number[]): History => ({ kv: times.map((t) => ({ clientId: 1, input: { kind: 'get', key: 'k0' }, output: '', callTime: t - 1, returnTime: t })), cas: [], unknown: 0, failed: 0 });
+  // 50 answers after each heal, and one unknown outcome (no return time), which does not count.
+  const busy = ops([...Array.from({ length: 50 }, (_, i) => 2001 + i), ...Array.from({ length: 50 }, (_, i) => 6501 + i)]);
+  busy.kv.push({ clientId: 2, input: { kind: 'put', key: 'k0', value: 'x' }, output: undefined, callTime: 2100, returnTime: undefined });
+  const healthy = reportFaults(busy, [kill, isolate], 8000);
+  assert.deepEqual(healthy.map((report) => [report.during, report.after]), [[0, 50], [0, 50]]);
+  assertFaultsHappened(healthy);
+  assert.throws(() => assertFaultsHappened(reportFaults(busy, [isolate], 8000)), /killed no member/);
+  assert.throws(() => assertFaultsHappened(reportFaults(busy, [kill], 8000)), /isolated no member/);
+  assert.throws(() => assertFaultsHappened(reportFaults(busy, [{ ...kill, exit: 'exit code 0' }, isolate], 8000)), /did not die of kill -9/);
+  assert.throws(() => assertFaultsHappened(reportFaults(busy, [kill, { ...isolate, cutConnections: 0 }], 8000)), /was not isolated/);
+  // Stuck after the isolation: its answers came only after the clients' run ended.
+  assert.throws(() => assertFaultsHappened(reportFaults(busy, [kill, isolate], 6500)), /only 0 operations .* after isolate 2/);
+});
+
 test('jepsen: concurrent put/get/append/cas while members are killed (-9), restarted and cut off: linearizable, no acknowledged write lost', { timeout: 180_000 }, async (t) => {
-  const { history, lost, acked, snapshotBytes } = await jepsenRun(t, 'read-index', RUN_MS);
+  assert.ok(RUN_MS >= RUN_MS_MIN, `JEPSEN_RUN_MS=${RUN_MS} is too short for the nemesis to both kill and isolate a member (at least ${RUN_MS_MIN})`);
+  const { history, lost, acked, snapshotBytes, faults } = await jepsenRun(t, 'read-index', RUN_MS, HEALED_PHASE_MS);
+  assertFaultsHappened(faults);
   assert.ok(acked > 0 && history.kv.length > 100 && history.cas.length > 50, 'the run made progress');
   assert.ok(snapshotBytes.some((bytes) => bytes > 0), 'the members snapshotted (raftStateBytesMax) during the run');
   assert.deepEqual(lost, [], 'acknowledged writes were lost');
@@ -274,7 +403,8 @@ test('jepsen: concurrent put/get/append/cas while members are killed (-9), resta
 });
 
 test('jepsen, broken on purpose: members serving reads from local state without ReadIndex are caught by the checker', { timeout: 180_000 }, async (t) => {
-  const { history } = await jepsenRun(t, 'unsafe-local', Math.min(RUN_MS, 15_000));
+  // No healed phase: the stale reads come from isolated members, so faults run to the end.
+  const { history } = await jepsenRun(t, 'unsafe-local', Math.min(RUN_MS, 15_000), 0);
   const result = verdicts(history);
   t.diagnostic(`kv: ${result.kv}, cas: ${result.cas}`);
   assert.ok(result.kv === 'illegal' || result.cas === 'illegal', `the checker found no stale read (kv: ${result.kv}, cas: ${result.cas})`);
