@@ -4,7 +4,8 @@
 //    are re-armed by setWatches;
 //  * the leader dies during a stream of sequential creates: no sequence number is given
 //    twice, and none is skipped — the parent's children are exactly 0..n-1 and include every
-//    create a client saw succeed.
+//    create a client saw succeed. Only connection loss leaves a create's outcome unknown; any
+//    other error fails the test (issue 12, item 7).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +36,11 @@ function connectClient(connectString: string, sessionTimeout: number): Promise<C
     });
     client.connect();
   });
+}
+
+/** ZooKeeper's CONNECTIONLOSS: the request may or may not have been applied. */
+function isConnectionLoss(error: unknown): boolean {
+  return error instanceof Exception && error.getCode() === Exception.CONNECTION_LOSS;
 }
 
 function call<T>(fn: (callback: (error: unknown, value: T) => void) => void): Promise<T> {
@@ -103,13 +109,16 @@ test('kill -9 of the member a client uses: it reconnects elsewhere with its sess
 test('kill -9 of the leader during sequential creates: no sequence number given twice or skipped', { timeout: 120_000 }, async () => {
   const cluster = await FlotillaZkCluster.start({ tickTimeMs: 400 });
   const clients: Client[] = [];
+  // Outside the try: the creating loops must end however the test ends, or they spin on.
+  let stop = false;
   try {
     const setup = await connectClient(cluster.connectStrings().join(','), 8000);
     clients.push(setup);
     await create(setup, '/seq', '', CreateMode.PERSISTENT);
     const acknowledged: string[] = [];
     let unknown = 0;
-    let stop = false;
+    /** Creates that failed with anything but connection loss: each a failure of the service. */
+    const failures: string[] = [];
     const workers = await Promise.all([0, 1, 2, 3].map((i) => connectClient(cluster.connectStrings().slice(i % 3).concat(cluster.connectStrings().slice(0, i % 3)).join(','), 8000)));
     clients.push(...workers);
     const loops = workers.map(async (client) => {
@@ -117,20 +126,27 @@ test('kill -9 of the leader during sequential creates: no sequence number given 
         try {
           acknowledged.push(await create(client, '/seq/item-', '', CreateMode.PERSISTENT_SEQUENTIAL));
         } catch (error) {
-          // Connection loss: the create may or may not have happened.
-          if (!(error instanceof Exception)) throw error;
+          if (!isConnectionLoss(error)) {
+            failures.push(String(error));
+            return;
+          }
+          // The create may or may not have happened.
           unknown++;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }
     });
-    await waitFor('some creates', 20_000, () => (acknowledged.length >= 50 ? true : undefined));
+    // A failure ends the wait at once: the assertion after it names the error.
+    const reached = (count: number) => (acknowledged.length >= count || failures.length > 0 ? true : undefined);
+    await waitFor('some creates', 20_000, () => reached(50));
+    assert.deepEqual(failures, [], 'creates failed with an error other than connection loss');
     const leader = await cluster.waitForLeader();
     await cluster.cluster.kill(leader);
     const before = acknowledged.length;
-    await waitFor('creates to resume after the leader died', 40_000, () => (acknowledged.length >= before + 50 ? true : undefined));
+    await waitFor('creates to resume after the leader died', 40_000, () => reached(before + 50));
     stop = true;
     await Promise.all(loops);
+    assert.deepEqual(failures, [], 'creates failed with an error other than connection loss');
 
     const survivor = cluster.cluster.ids.find((id) => id !== leader)!;
     const reader = await connectClient(cluster.address(survivor), 8000);
@@ -144,6 +160,7 @@ test('kill -9 of the leader during sequential creates: no sequence number given 
     assert.ok(children.length - acknowledged.length <= unknown, 'every unacknowledged child is a create whose reply was lost');
     console.log(`# sequential creates: ${acknowledged.length} acknowledged, ${unknown} lost replies, ${children.length} children; leader ${leader} killed`);
   } finally {
+    stop = true;
     for (const c of clients) c.close();
     await cluster.stop();
   }

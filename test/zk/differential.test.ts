@@ -24,6 +24,11 @@
 // Differences that come from code outside the front-end are listed in `knownDifferences` and
 // compared in `todo` tests, which report them without failing the suite.
 //
+// ZooKeeper's run is the reference, so it must itself succeed: a group that threw, a request
+// without a reply, or a reply the test could not decode in ZooKeeper's run fails that group's
+// test (issue 12, item 7), even when Flotilla's run failed the same way — two failures are
+// not a match. So does a ZooKeeper server that died during its run.
+//
 // DIFF_DUMP=<file> writes ZooKeeper's normalised transcript there, one step per line.
 
 import { describe, it, before, after } from 'node:test';
@@ -31,6 +36,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import { Err, errName, EventType, OpCode, Xid } from '../../src/zk/constants.js';
 import { JuteReader, JuteWriter } from '../../src/zk/jute.js';
 import { encodeConnectRequest, encodeRequest, type Request } from '../../src/zk/records.js';
@@ -755,6 +761,9 @@ async function rawExchange(socket: Socket, bytes: Uint8Array): Promise<{ replyBy
   return { replyBytes, closed: result };
 }
 
+/** The label under which a group that threw records its error. */
+const GROUP_THREW = 'the group threw';
+
 async function runScenario(name: string, hostPort: string): Promise<Entry[]> {
   const run = new Run(name, hostPort);
   try {
@@ -767,7 +776,7 @@ async function runScenario(name: string, hostPort: string): Promise<Entry[]> {
       try {
         await group(run, { a, b });
       } catch (error) {
-        run.record('the group threw', { error: (error as Error).message });
+        run.record(GROUP_THREW, { error: (error as Error).message });
       }
     }
     // The ReplyHeader zxid is not compared, but on Flotilla it must never decrease on a
@@ -790,6 +799,67 @@ async function runScenario(name: string, hostPort: string): Promise<Entry[]> {
  */
 const knownDifferences: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map();
 
+// ---- The comparison ---------------------------------------------------------------------------
+
+/** Where a recorded value shows that a step failed rather than behaved: at most this deep. */
+const FAILURE_DEPTH_MAX = 8;
+
+/**
+ * The first sign of a failed step in a recorded value, at any depth: a request that got no
+ * reply ({failed}) or a reply the test could not decode ({undecodable}). Undefined if none.
+ */
+function failureIn(value: unknown, depth = 0): string | undefined {
+  if (depth > FAILURE_DEPTH_MAX || typeof value !== 'object' || value === null) return undefined;
+  if (!Array.isArray(value)) {
+    for (const key of ['failed', 'undecodable']) if (key in value) return `${key}: ${show((value as Record<string, unknown>)[key])}`;
+  }
+  for (const child of Object.values(value)) {
+    const found = failureIn(child, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * The steps of ZooKeeper's run that failed, one line each: a group that threw, a request
+ * without a reply, a reply the test could not decode. Such a run is no reference; were
+ * Flotilla's run to fail the same way, comparing the two would call them equal.
+ */
+function referenceFailures(entries: readonly Entry[]): string[] {
+  const failures: string[] = [];
+  for (const entry of entries) {
+    const failure = entry.label === GROUP_THREW ? show(entry.value) : failureIn(entry.value);
+    if (failure !== undefined) failures.push(`${entry.label}: ${failure}`);
+  }
+  return failures;
+}
+
+/**
+ * Why Flotilla's steps of `group` do not match ZooKeeper's, one line per difference (empty:
+ * they match). All steps but the known differences, or (known: 'only') just those. A group
+ * that ZooKeeper's own run did not complete is reported as such, never compared.
+ */
+function groupDifferences(expected: readonly Entry[], actual: readonly Entry[], group: string, known: 'skip' | 'only' = 'skip'): string[] {
+  const want = expected.filter((e) => e.group === group);
+  const got = actual.filter((e) => e.group === group);
+  if (want.length === 0) return [`ZooKeeper's run recorded nothing for ${group}`];
+  const broken = referenceFailures(want);
+  if (broken.length > 0) return broken.map((line) => `ZooKeeper's own run failed here, so there is nothing to compare with: ${line}`);
+  const knownHere = knownDifferences.get(group) ?? new Map<string, string>();
+  const problems: string[] = [];
+  for (let i = 0; i < Math.max(want.length, got.length); i++) {
+    const w = want[i];
+    const g = got[i];
+    if (w?.label !== g?.label) {
+      problems.push(`step ${i}: ZooKeeper did "${w?.label}", Flotilla "${g?.label}"`);
+      break;
+    }
+    if (knownHere.has(w?.label ?? '') !== (known === 'only')) continue;
+    if (!isDeepStrictEqual(g?.value, w?.value)) problems.push(`${w?.label}:\n    zookeeper ${show(w?.value)}\n    flotilla  ${show(g?.value)}`);
+  }
+  return problems;
+}
+
 // ---- The tests ------------------------------------------------------------------------------
 
 const skip = realZooKeeperSkipReason();
@@ -805,6 +875,31 @@ function valueOf(entries: readonly Entry[], group: string, label: string): Recor
   return entry.value as Record<string, unknown>;
 }
 
+describe('the differential comparison itself (no server needed)', () => {
+  const step = (label: string, value: unknown): Entry => ({ group: 'g', label, value });
+
+  it("a step that failed in ZooKeeper's own run is a difference, even when Flotilla's failed the same way", () => {
+    const threw = [step('create /a', { xid: 1, err: 'ok', path: '/a' }), step(GROUP_THREW, { error: 'the connection closed' })];
+    assert.match(groupDifferences(threw, threw, 'g').join('\n'), /ZooKeeper's own run failed here.*the group threw: \{"error":"the connection closed"\}/);
+    const noReply = [step('exists /a', { failed: 'TimeoutError' })];
+    assert.match(groupDifferences(noReply, noReply, 'g').join('\n'), /exists \/a: failed: "TimeoutError"/);
+    const inBurst = [step('a burst', { replies: [{ xid: 1, err: 'ok' }, { failed: 'Error' }], events: [] })];
+    assert.equal(groupDifferences(inBurst, inBurst, 'g').length, 1);
+    const undecodable = [step('getData /a', { xid: 1, err: 'ok', undecodable: 'short buffer' })];
+    assert.equal(groupDifferences(undecodable, undecodable, 'g').length, 1);
+  });
+
+  it('equal runs match; a different value, a missing step or a group ZooKeeper never ran do not', () => {
+    const run = [step('create /a', { xid: 1, err: 'ok', path: '/a' }), step('closed', { closed: true }), step('the outcome', { outcome: 'ConnectionClosed' })];
+    assert.deepEqual(groupDifferences(run, run, 'g'), []);
+    assert.equal(groupDifferences(run, [run[0]!, step('closed', { closed: false }), run[2]!], 'g').length, 1);
+    assert.match(groupDifferences(run, run.slice(0, 1), 'g')[0]!, /ZooKeeper did "closed", Flotilla "undefined"/);
+    // Flotilla failing where ZooKeeper answered is an ordinary difference.
+    assert.match(groupDifferences(run, [step('create /a', { failed: 'TimeoutError' }), ...run.slice(1)], 'g')[0]!, /^create \/a:/);
+    assert.match(groupDifferences(run, run, 'another group')[0]!, /ZooKeeper's run recorded nothing/);
+  });
+});
+
 if (skip !== undefined) {
   it('differential tests against a real ZooKeeper 3.8', { skip: `${skip} — the differential tests need it` }, () => {});
 } else {
@@ -813,6 +908,8 @@ if (skip !== undefined) {
     let cluster: FlotillaZkCluster | undefined;
     let expected: Entry[] = [];
     let actual: Entry[] = [];
+    /** How ZooKeeper's server had exited by the end of its run (undefined: it was still up). */
+    let zookeeperExit: string | undefined;
 
     before(async () => {
       [zookeeper, cluster] = await Promise.all([startRealZooKeeper({ tickTimeMs: TICK_TIME_MS }), FlotillaZkCluster.start({ size: 3, tickTimeMs: TICK_TIME_MS })]);
@@ -820,6 +917,7 @@ if (skip !== undefined) {
       const leader = await cluster.waitForLeader();
       const member = cluster.cluster.ids.find((id) => id !== leader)!;
       [expected, actual] = await Promise.all([runScenario('zookeeper', zookeeper.connectString), runScenario('flotilla', cluster.address(member))]);
+      zookeeperExit = zookeeper.exitDescription();
       if (process.env['DIFF_DUMP'] !== undefined) writeFileSync(process.env['DIFF_DUMP'], expected.map((e) => `${e.group} | ${e.label} | ${show(e.value)}`).join('\n'));
     }, { timeout: SCENARIO_TIMEOUT_MS });
 
@@ -827,30 +925,16 @@ if (skip !== undefined) {
       await Promise.all([zookeeper?.stop(), cluster?.stop()]);
     });
 
-    /** Compares the group's steps: all but the known differences, or (known: 'only') just those. */
     function compareGroup(group: string, known: 'skip' | 'only' = 'skip'): void {
-      const want = expected.filter((e) => e.group === group);
-      const got = actual.filter((e) => e.group === group);
-      assert.ok(want.length > 0, `ZooKeeper's run recorded nothing for ${group}`);
-      const knownHere = knownDifferences.get(group) ?? new Map<string, string>();
-      const problems: string[] = [];
-      for (let i = 0; i < Math.max(want.length, got.length); i++) {
-        const w = want[i];
-        const g = got[i];
-        if (w?.label !== g?.label) {
-          problems.push(`step ${i}: ZooKeeper did "${w?.label}", Flotilla "${g?.label}"`);
-          break;
-        }
-        if (knownHere.has(w?.label ?? '') !== (known === 'only')) continue;
-        try {
-          assert.deepEqual(g?.value, w?.value);
-        } catch {
-          problems.push(`${w?.label}:\n    zookeeper ${show(w?.value)}\n    flotilla  ${show(g?.value)}`);
-        }
-      }
+      const problems = groupDifferences(expected, actual, group, known);
       assert.equal(problems.length, 0, `${group}: ${problems.length} difference(s)\n  ${problems.join('\n  ')}`);
     }
 
+    it("ZooKeeper's own run, the reference, completed: its server stayed up and no step failed", () => {
+      assert.equal(zookeeperExit, undefined, `the ZooKeeper server died during its run:\n${zookeeper?.describeOutput()}`);
+      const failures = referenceFailures(expected);
+      assert.equal(failures.length, 0, `ZooKeeper's own run failed, so it is no reference:\n  ${failures.join('\n  ')}`);
+    });
     it('connect', () => compareGroup('connect'));
     it('reply zxids never decrease on a Flotilla connection', () => {
       const sessions = actual.filter((e) => e.group === 'reply zxids never decrease on a connection');

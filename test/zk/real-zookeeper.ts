@@ -49,6 +49,12 @@ export interface RealZooKeeper {
   readonly connectString: string;
   /** The last lines the JVM printed (its log, when slf4j-simple is present), for failure messages. */
   describeOutput(): string;
+  /**
+   * How the JVM exited, or undefined while it runs. A test that takes this server's answers
+   * as the reference checks it afterwards: a server that died mid-run answers nothing, and
+   * nothing is not a reference.
+   */
+  exitDescription(): string | undefined;
   /** Kills the JVM and removes its directory. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -322,6 +328,7 @@ class ServerProcess {
       port: this.port,
       connectString: `127.0.0.1:${this.port}`,
       describeOutput: () => this.describeOutput(),
+      exitDescription: () => this.exitDescription,
       stop: () => {
         stopping ??= (async () => {
           await this.kill();
