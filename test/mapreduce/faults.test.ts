@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Procs, gutenbergFiles, scratchDir, testApp } from './helpers.js';
+import { Procs, expectedOutputs, gutenbergFiles, scratchDir, sortedOutput, testApp } from './helpers.js';
 
 const FAULT_TIMEOUT_MS = 30_000;
 
@@ -68,7 +68,14 @@ test('a worker given a dead coordinator address exits with a clear error', { tim
 
 test('mr run reports a summary and writes the lab output files', { timeout: FAULT_TIMEOUT_MS }, async (t) => {
   const dir = await scratchDir(t);
-  const run = new Procs(t).start(['mr', 'run', '--app', 'wc', '--reduce', '4', '--workers', '2', '--out', dir, ...(await gutenbergFiles())], dir);
+  const inputs = await gutenbergFiles();
+  // The figures come from the input, not from an earlier run: wc's map emits one record per
+  // distinct word of its document, and the output has one line per distinct word.
+  const expected = await expectedOutputs(inputs);
+  const mebibytes = (expected.inputBytes / 2 ** 20).toFixed(1).replace('.', '\\.');
+  const run = new Procs(t).start(['mr', 'run', '--app', 'wc', '--reduce', '4', '--workers', '2', '--out', dir, ...inputs], dir);
   assert.equal((await run.exited).code, 0, run.stderr);
-  assert.match(run.stdout, /mr: done in [\d.]+ s: 3\.1 MiB in 8 map tasks, 52580 map records, 22107 output lines in 4 files .* 0 tasks retried, [12] workers?/);
+  const summary = new RegExp(`mr: done in [\\d.]+ s: ${mebibytes} MiB in ${inputs.length} map tasks, ${expected.distinctWordsPerInput} map records, ${expected.distinctWords} output lines in 4 files .* 0 tasks retried, [12] workers?`);
+  assert.match(run.stdout, summary);
+  assert.equal(await sortedOutput(dir), expected.wordCount, 'the output files hold the word count of the input');
 });

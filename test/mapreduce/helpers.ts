@@ -113,3 +113,63 @@ export async function mergedOutput(dir: string): Promise<string> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+// ---- Expected outputs computed here, from the input alone ----------------------------------
+//
+// The jobs' outputs are checked against what this code computes from the input files, not
+// against another run of the implementation (its sequential runner shares the application
+// code and the output path, so a bug in them would be in both). Nothing here comes from
+// src/mapreduce: words are found with a regular expression, and lines are sorted by their
+// UTF-8 bytes (the lab's `LC_ALL=C sort`) with Buffer.compare.
+
+/** `lines` in UTF-8 byte order. */
+export function byteSorted(lines: readonly string[]): string[] {
+  return lines.map((line) => ({ line, bytes: Buffer.from(line) })).sort((a, b) => Buffer.compare(a.bytes, b.bytes)).map(({ line }) => line);
+}
+
+/** mergedOutput(dir), re-sorted by byteSorted: the output as compared with an expectation. */
+export async function sortedOutput(dir: string): Promise<string> {
+  return byteSorted((await mergedOutput(dir)).split('\n')).join('\n');
+}
+
+export interface ExpectedOutputs {
+  /** The wc job's output lines, `word count`, in byte order, joined by '\n'. */
+  wordCount: string;
+  /** The indexer job's output lines, `word n file1,file2,…` (files in byte order). */
+  index: string;
+  /** Distinct words of all inputs together: wc's output lines. */
+  distinctWords: number;
+  /** The distinct words of each input, summed: the records wc's map emits (it combines per document). */
+  distinctWordsPerInput: number;
+  /** The inputs' total size in bytes. */
+  inputBytes: number;
+}
+
+/** What the wc and indexer applications must output for `inputs` (paths, as given to the job). */
+export async function expectedOutputs(inputs: readonly string[]): Promise<ExpectedOutputs> {
+  const counts = new Map<string, number>();
+  const files = new Map<string, string[]>();
+  let distinctWordsPerInput = 0;
+  let inputBytes = 0;
+  for (const input of inputs) {
+    const bytes = await readFile(input);
+    inputBytes += bytes.length;
+    // A word is a maximal run of letters (the lab's unicode.IsLetter); anything else separates.
+    const words = bytes.toString('utf8').match(/\p{L}+/gu) ?? [];
+    for (const word of words) counts.set(word, (counts.get(word) ?? 0) + 1);
+    const distinct = new Set(words);
+    distinctWordsPerInput += distinct.size;
+    for (const word of distinct) {
+      const names = files.get(word);
+      if (names === undefined) files.set(word, [input]);
+      else names.push(input);
+    }
+  }
+  return {
+    wordCount: byteSorted([...counts].map(([word, count]) => `${word} ${count}`)).join('\n'),
+    index: byteSorted([...files].map(([word, names]) => `${word} ${names.length} ${byteSorted(names).join(',')}`)).join('\n'),
+    distinctWords: counts.size,
+    distinctWordsPerInput,
+    inputBytes,
+  };
+}
