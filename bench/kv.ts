@@ -38,17 +38,19 @@ async function phase(clients: readonly FlotillaClient[], seconds: number, op: (c
   let errors = 0;
   const start = performance.now();
   const end = start + seconds * 1000;
-  await Promise.all(clients.map(async (client, c) => {
-    for (let i = c; performance.now() < end; i += clients.length) {
-      const t0 = performance.now();
-      try {
-        await op(client, i);
-        latencies.push(performance.now() - t0);
-      } catch {
-        errors++;
+  await Promise.all(
+    clients.map(async (client, c) => {
+      for (let i = c; performance.now() < end; i += clients.length) {
+        const t0 = performance.now();
+        try {
+          await op(client, i);
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
       }
-    }
-  }));
+    }),
+  );
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
   return { ops: latencies.length, opsPerSecond: latencies.length / elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), errors };

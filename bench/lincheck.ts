@@ -5,18 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type CheckResult,
-  type Model,
-  type Operation,
-  type ParseResult,
-  check,
-  etcdModel,
-  kvModel,
-  kvModelWhole,
-  parseJepsenEtcd,
-  parseJepsenKv,
-} from '../src/lincheck/index.js';
+import { type CheckResult, type Model, type Operation, type ParseResult, check, etcdModel, kvModel, kvModelWhole, parseJepsenEtcd, parseJepsenKv } from '../src/lincheck/index.js';
 import { etcdLinearizable, etcdName, etcdNumbers, findCorpusDir, kvFiles, kvWholeFiles } from '../test/lincheck/corpus.js';
 
 const porcupineEtcdSeconds = 0.45;
@@ -34,14 +23,7 @@ interface Row {
   readonly cpuMs: number;
 }
 
-function timeFile<S, I, O>(
-  group: Row['group'],
-  name: string,
-  text: string,
-  parse: (text: string) => ParseResult<Operation<I, O>[]>,
-  model: Model<S, I, O>,
-  expected: string,
-): Row {
+function timeFile<S, I, O>(group: Row['group'], name: string, text: string, parse: (text: string) => ParseResult<Operation<I, O>[]>, model: Model<S, I, O>, expected: string): Row {
   const start = performance.now();
   const cpuStart = process.cpuUsage();
   const parsed = parse(text);

@@ -98,7 +98,9 @@ async function timeFlotilla(name: string, args: string[], out: string, expected:
 }
 
 function describeLoad(): string {
-  return loadavg().map((load) => load.toFixed(2)).join(', ');
+  return loadavg()
+    .map((load) => load.toFixed(2))
+    .join(', ');
 }
 
 /** The shell pipeline's `   count word` lines, without the empty word tr emits first. */

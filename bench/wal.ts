@@ -120,9 +120,7 @@ export async function run(args: string[]): Promise<void> {
   const rounds = Number(flag(args, 'rounds', '3'));
   const root = await mkdtemp(join(tmpdir(), 'flotilla-bench-wal-'));
   console.log(`durable appends of ${payload.length} bytes, ${seconds} s per cell in ${rounds} alternating slices, directory ${root}`);
-  const rows: string[][] = [
-    ['proposers', 'naive/s', 'naive p50/p99 ms', 'group commit/s', 'group p50/p99 ms', 'appends/sync', 'ratio', 'unordered naive/s (unsafe)'],
-  ];
+  const rows: string[][] = [['proposers', 'naive/s', 'naive p50/p99 ms', 'group commit/s', 'group p50/p99 ms', 'appends/sync', 'ratio', 'unordered naive/s (unsafe)']];
   try {
     for (const proposers of proposerCounts) {
       // Alternate short slices of each variant, so that load from other processes on a

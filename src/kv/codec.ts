@@ -174,9 +174,7 @@ export function encodeResult(result: KvResult): Uint8Array {
   }
 }
 
-const errorCodes: ReadonlySet<string> = new Set<KvErrorCode>([
-  'malformed', 'key-invalid', 'value-too-large', 'keys-full', 'scan-limit', 'session-expired', 'session-stale', 'session-window-full',
-]);
+const errorCodes: ReadonlySet<string> = new Set<KvErrorCode>(['malformed', 'key-invalid', 'value-too-large', 'keys-full', 'scan-limit', 'session-expired', 'session-stale', 'session-window-full']);
 
 /** Decodes a result (from our own state machine, or from the network); throws KvDecodeError. */
 export function decodeResult(encoded: Uint8Array): KvResult {

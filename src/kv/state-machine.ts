@@ -11,19 +11,7 @@
 import { assert, unreachable } from '../stdx/assert.js';
 import type { Index } from '../stdx/types.js';
 import type { ReplicatedService } from '../runtime/replica.js';
-import {
-  KvDecodeError,
-  bytes,
-  count,
-  decodeCommand,
-  encodeResult,
-  pack,
-  text,
-  unpackArray,
-  type KvErrorCode,
-  type KvOp,
-  type KvResult,
-} from './codec.js';
+import { KvDecodeError, bytes, count, decodeCommand, encodeResult, pack, text, unpackArray, type KvErrorCode, type KvOp, type KvResult } from './codec.js';
 import { kvDefaults, type KvLimits } from './limits.js';
 import { SessionTable } from './sessions.js';
 import { KvSnapshotEncoder, sessionRecord } from './snapshot.js';

@@ -8,16 +8,7 @@
 import { assert, unreachable } from '../stdx/assert.js';
 import { MemoryBudget } from './tables.js';
 import { PartitionSearch } from './search.js';
-import type {
-  CheckOptions,
-  CheckResult,
-  Model,
-  Operation,
-  PartitionOutcome,
-  PartitionResult,
-  SearchStats,
-  Verdict,
-} from './types.js';
+import type { CheckOptions, CheckResult, Model, Operation, PartitionOutcome, PartitionResult, SearchStats, Verdict } from './types.js';
 
 /** Steps one partition runs before the next gets its turn (and the clock is read). */
 const sliceSteps = 1 << 14;
@@ -30,11 +21,7 @@ interface Group<I, O> {
 }
 
 /** Groups operations by partition key (sorted), each group in call order. */
-export function partitionHistory<S, I, O>(
-  model: Model<S, I, O>,
-  history: readonly Operation<I, O>[],
-  noPartition: boolean,
-): Group<I, O>[] {
+export function partitionHistory<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[], noPartition: boolean): Group<I, O>[] {
   const byKey = new Map<string, Operation<I, O>[]>();
   for (const operation of history) {
     const key = noPartition || model.partitionKey === undefined ? '' : model.partitionKey(operation.input);
@@ -52,11 +39,7 @@ export function partitionHistory<S, I, O>(
 }
 
 /** Checks `history` against `model`. Deterministic given the same clock readings. */
-export function check<S, I, O>(
-  model: Model<S, I, O>,
-  history: readonly Operation<I, O>[],
-  options: CheckOptions = {},
-): CheckResult<S, I, O> {
+export function check<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[], options: CheckOptions = {}): CheckResult<S, I, O> {
   const { timeBudgetMs, nowMs } = options;
   assert(timeBudgetMs === undefined || nowMs !== undefined, 'a time budget needs a clock (nowMs)');
   assert(timeBudgetMs === undefined || timeBudgetMs >= 0, 'time budget must not be negative');
@@ -68,8 +51,7 @@ export function check<S, I, O>(
   // Searches are created on their first turn, so that a history of many small partitions
   // never holds the caches of more than the unfinished ones at once.
   const searches: (PartitionSearch<S, I, O> | undefined)[] = groups.map(() => undefined);
-  const searchOf = (index: number): PartitionSearch<S, I, O> =>
-    (searches[index] ??= new PartitionSearch(model, groups[index]!.operations, budget));
+  const searchOf = (index: number): PartitionSearch<S, I, O> => (searches[index] ??= new PartitionSearch(model, groups[index]!.operations, budget));
   const outcomes: (PartitionOutcome | undefined)[] = groups.map(() => undefined);
   const stats: (SearchStats | undefined)[] = groups.map(() => undefined);
   const finish = (index: number, outcome: PartitionOutcome): void => {
@@ -96,9 +78,7 @@ export function check<S, I, O>(
   for (const index of active) finish(index, stopped!);
   assert(budget.used === 0, 'every partition gives its memory back');
 
-  const partitions = groups.map((group, index) =>
-    describePartition(searches[index], group, outcomes[index]!, stats[index]!),
-  );
+  const partitions = groups.map((group, index) => describePartition(searches[index], group, outcomes[index]!, stats[index]!));
   const firstIllegal = partitions.findIndex((partition) => partition.outcome === 'illegal');
   return {
     verdict: combineOutcomes(partitions.map((partition) => partition.outcome)),
@@ -107,12 +87,7 @@ export function check<S, I, O>(
   };
 }
 
-function describePartition<S, I, O>(
-  search: PartitionSearch<S, I, O> | undefined,
-  group: Group<I, O>,
-  outcome: PartitionOutcome,
-  stats: SearchStats,
-): PartitionResult<S, I, O> {
+function describePartition<S, I, O>(search: PartitionSearch<S, I, O> | undefined, group: Group<I, O>, outcome: PartitionOutcome, stats: SearchStats): PartitionResult<S, I, O> {
   // A partition that never got a turn (cancelled, or out of time) has placed nothing.
   const prefix = search?.bestPrefix() ?? { operations: [], states: [] };
   const frontier = outcome === 'illegal' ? search!.frontier() : { candidates: [], blocking: undefined };

@@ -200,10 +200,7 @@ export function kvModelWhole(): Model<KvStore, KvInput, KvOutput> {
 
 // --- The etcd register of the Jepsen logs (read, write, compare-and-set) ---------------
 
-export type EtcdInput =
-  | { readonly kind: 'read' }
-  | { readonly kind: 'write'; readonly value: number }
-  | { readonly kind: 'cas'; readonly from: number; readonly to: number };
+export type EtcdInput = { readonly kind: 'read' } | { readonly kind: 'write'; readonly value: number } | { readonly kind: 'cas'; readonly from: number; readonly to: number };
 /**
  * read: the value read, null if the key was absent. write: true. cas: true if it swapped,
  * false if it definitely did not (the expected value did not match).

@@ -5,9 +5,7 @@
 import type { EtcdInput, EtcdOutput, KvInput, KvOutput, RegisterInput, RegisterOutput } from './models.js';
 import type { Operation } from './types.js';
 
-export type ParseResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly line: number; readonly message: string };
+export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly line: number; readonly message: string };
 
 /** Longest history accepted, in operations. */
 export const historyOperationsMax = 1 << 22;

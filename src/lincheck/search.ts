@@ -18,17 +18,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Model, Operation, PartitionOutcome, SearchStats } from './types.js';
-import {
-  MemoryBudget,
-  StateInterner,
-  TransitionTable,
-  VisitedSet,
-  mix32,
-  transitionIllegal,
-  transitionMissing,
-  visitedFull,
-  visitedInserted,
-} from './tables.js';
+import { MemoryBudget, StateInterner, TransitionTable, VisitedSet, mix32, transitionIllegal, transitionMissing, visitedFull, visitedInserted } from './tables.js';
 
 /** A transition could not be cached because the memory budget is exhausted. */
 const transitionNoMemory = -3;
@@ -322,8 +312,7 @@ export class PartitionSearch<S, I, O> {
     if (isDense) {
       this.dense![stateId * this.operationCount + operation] = nextState;
       this.denseCount++;
-    }
-    else if (!transitions.set(stateId, operation, nextState)) return transitionNoMemory;
+    } else if (!transitions.set(stateId, operation, nextState)) return transitionNoMemory;
     return nextState;
   }
 

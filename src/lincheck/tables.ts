@@ -136,7 +136,10 @@ export class TransitionTable {
   count = 0;
   bytes: number;
 
-  private constructor(private readonly budget: MemoryBudget, capacity: number) {
+  private constructor(
+    private readonly budget: MemoryBudget,
+    capacity: number,
+  ) {
     this.table = new Int32Array(capacity * 3);
     this.bytes = capacity * 12;
   }
@@ -208,7 +211,11 @@ export class VisitedSet {
   count = 0;
   bytes: number;
 
-  private constructor(private readonly words: number, private readonly budget: MemoryBudget, bytes: number) {
+  private constructor(
+    private readonly words: number,
+    private readonly budget: MemoryBudget,
+    bytes: number,
+  ) {
     this.stride = words + 2;
     this.slots = new Int32Array(slotsInitial);
     this.pool = new Int32Array((slotsInitial / 2) * this.stride);

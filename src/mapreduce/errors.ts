@@ -8,7 +8,10 @@ export class MapReduceError extends Error {
 /** An input file could not be read. */
 export class InputError extends MapReduceError {
   override name = 'InputError';
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`cannot read input file "${file}": ${reason}`);
   }
 }

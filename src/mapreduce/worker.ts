@@ -102,9 +102,7 @@ async function runTasks(env: WorkerEnv, welcome: Welcome, app: MapReduceApp): Pr
 async function runOneTask(env: WorkerEnv, taskEnv: TaskEnv, workerId: number, task: TaskReply & { type: 'map' | 'reduce' }): Promise<void> {
   let stats: TaskStats;
   try {
-    stats = task.type === 'map'
-      ? await runMapTask(taskEnv, task.taskId, task.file, task.reduceCount)
-      : await runReduceTask(taskEnv, task.taskId, task.mapCount);
+    stats = task.type === 'map' ? await runMapTask(taskEnv, task.taskId, task.file, task.reduceCount) : await runReduceTask(taskEnv, task.taskId, task.mapCount);
   } catch (error) {
     if (error instanceof AssertionFailure) throw error;
     const message = clampMessage(describeError(error));

@@ -189,7 +189,10 @@ export class PeerTransport<M> {
 
   /** Authenticated connections, by peer id (sorted), for status pages and tests. */
   connectedPeers(): NodeId[] {
-    return [...this.peers.values()].filter((peer) => peer.connection !== undefined).map((peer) => peer.id).sort((a, b) => a - b);
+    return [...this.peers.values()]
+      .filter((peer) => peer.connection !== undefined)
+      .map((peer) => peer.id)
+      .sort((a, b) => a - b);
   }
 
   async close(): Promise<void> {

@@ -37,7 +37,10 @@ export type RpcErrorCode = 'unavailable' | 'closed' | 'timeout' | 'overloaded' |
 /** An operating error of a call; `code` says whether the request may have been handled. */
 export class RpcError extends Error {
   override name = 'RpcError';
-  constructor(readonly code: RpcErrorCode, message: string) {
+  constructor(
+    readonly code: RpcErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }

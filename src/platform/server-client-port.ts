@@ -208,7 +208,10 @@ export class FramedServer {
 
   private accept(socket: Socket): void {
     if (!this.accepting || this.connections.size >= this.limits.connectionsMax) {
-      this.options.logger.warn({ port: this.options.name, remote: socket.remoteAddress, limit: this.limits.connectionsMax }, `refused a ${this.options.name} connection (closing, or connectionsMax reached)`);
+      this.options.logger.warn(
+        { port: this.options.name, remote: socket.remoteAddress, limit: this.limits.connectionsMax },
+        `refused a ${this.options.name} connection (closing, or connectionsMax reached)`,
+      );
       socket.destroy();
       return;
     }

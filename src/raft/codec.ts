@@ -38,8 +38,19 @@ export function decodeMessage(bytes: Uint8Array): Message {
 }
 
 const messageTypes: ReadonlySet<string> = new Set<MessageType>([
-  'PreVote', 'Vote', 'PreVoteResp', 'VoteResp', 'App', 'AppResp', 'Heartbeat', 'HeartbeatResp',
-  'Snap', 'SnapResp', 'TimeoutNow', 'ReadIndex', 'ReadIndexResp',
+  'PreVote',
+  'Vote',
+  'PreVoteResp',
+  'VoteResp',
+  'App',
+  'AppResp',
+  'Heartbeat',
+  'HeartbeatResp',
+  'Snap',
+  'SnapResp',
+  'TimeoutNow',
+  'ReadIndex',
+  'ReadIndexResp',
 ]);
 
 function validateMessage(raw: unknown): Message {
@@ -137,4 +148,3 @@ function bool(m: Record<string, unknown>, field: string): boolean {
   if (typeof value !== 'boolean') throw new DecodeError(`field ${field} is not a boolean`);
   return value;
 }
-

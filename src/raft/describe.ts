@@ -60,7 +60,9 @@ export function describeReady(ready: Ready): string[] {
   if (ready.hardState !== undefined) lines.push(`HardState ${describeHardState(ready.hardState)}`);
   if (ready.snapshot !== undefined) {
     const meta = ready.snapshot.meta;
-    lines.push(`Snapshot ${meta.term}/${meta.index} voters=${meta.voters.join(',')}${meta.learners.length > 0 ? ` learners=${meta.learners.join(',')}` : ''} bytes=${ready.snapshot.data.length}${ready.applySnapshot ? ' (restore)' : ''}`);
+    lines.push(
+      `Snapshot ${meta.term}/${meta.index} voters=${meta.voters.join(',')}${meta.learners.length > 0 ? ` learners=${meta.learners.join(',')}` : ''} bytes=${ready.snapshot.data.length}${ready.applySnapshot ? ' (restore)' : ''}`,
+    );
   }
   if (ready.entries.length > 0) lines.push(`Entries: ${describeEntries(ready.entries)}`);
   if (ready.committedEntries.length > 0) lines.push(`CommittedEntries: ${describeEntries(ready.committedEntries)}`);

@@ -94,18 +94,7 @@ export interface ReadIndexResponse extends Header {
   readonly index: Index;
 }
 
-export type Message =
-  | VoteRequest
-  | VoteResponse
-  | Append
-  | AppendResponse
-  | Heartbeat
-  | HeartbeatResponse
-  | SnapshotChunk
-  | SnapshotResponse
-  | TimeoutNow
-  | ReadIndexRequest
-  | ReadIndexResponse;
+export type Message = VoteRequest | VoteResponse | Append | AppendResponse | Heartbeat | HeartbeatResponse | SnapshotChunk | SnapshotResponse | TimeoutNow | ReadIndexRequest | ReadIndexResponse;
 export type MessageType = Message['type'];
 
 /** Messages that start an exchange (the "RPC" of labrpc's counters). */

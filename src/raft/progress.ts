@@ -33,7 +33,10 @@ export class Progress {
   /** Last index carried by each unacknowledged Append in replicate, oldest first. */
   private inflight: number[] = [];
 
-  constructor(next: Index, private readonly inflightMax: number) {
+  constructor(
+    next: Index,
+    private readonly inflightMax: number,
+  ) {
     this.next = next;
   }
 

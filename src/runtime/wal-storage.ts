@@ -62,12 +62,22 @@ export class WalStorage implements RaftStorage {
     const snapshotIndex = snapshot?.meta.index ?? 0;
     const firstIndex = entries[0]?.index;
     if (firstIndex !== undefined && firstIndex !== snapshotIndex + 1) {
-      throw new StorageError('missing-segment', walFile, undefined, `the log in ${walFile} starts at index ${firstIndex}, but the snapshot ends at ${snapshotIndex}: segments are missing. ${REPAIR_ADVICE}`);
+      throw new StorageError(
+        'missing-segment',
+        walFile,
+        undefined,
+        `the log in ${walFile} starts at index ${firstIndex}, but the snapshot ends at ${snapshotIndex}: segments are missing. ${REPAIR_ADVICE}`,
+      );
     }
     const hardState = recovered.state === undefined ? emptyHardState : decodeHardState(recovered.state, walFile);
     const lastIndex = entries.at(-1)?.index ?? snapshotIndex;
     if (hardState.commit > lastIndex) {
-      throw new StorageError('missing-entries', walFile, undefined, `the hard state in ${walFile} says index ${hardState.commit} is committed, but the log ends at ${lastIndex}: acknowledged entries were lost. ${REPAIR_ADVICE}`);
+      throw new StorageError(
+        'missing-entries',
+        walFile,
+        undefined,
+        `the hard state in ${walFile} says index ${hardState.commit} is committed, but the log ends at ${lastIndex}: acknowledged entries were lost. ${REPAIR_ADVICE}`,
+      );
     }
     this.terms.reset(snapshot === undefined ? [] : [snapshot.meta], entries);
     return { hardState, snapshot, entries };
@@ -276,5 +286,10 @@ function readUint(source: Buffer, offset: number): number | undefined {
 }
 
 function undecodable(file: string, reason: string): StorageError {
-  return new StorageError('corrupt-record', file, undefined, `the log in ${file} holds a record that passes its checksum but cannot be decoded (${reason}); it was written by another version or a bug. ${REPAIR_ADVICE}`);
+  return new StorageError(
+    'corrupt-record',
+    file,
+    undefined,
+    `the log in ${file} holds a record that passes its checksum but cannot be decoded (${reason}); it was written by another version or a bug. ${REPAIR_ADVICE}`,
+  );
 }

@@ -92,7 +92,8 @@ export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
   }
   if (tag === ZK_TOUCH_TAG) {
     const sessions = m['sessions'];
-    if (!Array.isArray(sessions) || sessions.length > TOUCHES_MAX || !sessions.every((id) => typeof id === 'number' && Number.isSafeInteger(id))) throw new DecodeError('ZkTouch.sessions is not a list of session ids');
+    if (!Array.isArray(sessions) || sessions.length > TOUCHES_MAX || !sessions.every((id) => typeof id === 'number' && Number.isSafeInteger(id)))
+      throw new DecodeError('ZkTouch.sessions is not a list of session ids');
     return { type: 'ZkTouch', from: nodeId(from), sessions: sessions as number[] };
   }
   return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin') };

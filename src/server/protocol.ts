@@ -26,9 +26,7 @@ export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-export type ClientRequest =
-  | { readonly id: number; readonly type: 'kv'; readonly command: Uint8Array; readonly consistency: ReadConsistency }
-  | { readonly id: number; readonly type: 'leader' };
+export type ClientRequest = { readonly id: number; readonly type: 'kv'; readonly command: Uint8Array; readonly consistency: ReadConsistency } | { readonly id: number; readonly type: 'leader' };
 
 export type ClientErrorCode =
   /** Not the leader; `leader`/`client` say where to go. Not applied. */

@@ -66,9 +66,7 @@ export interface DecodedRecord {
   readonly offset: number;
 }
 
-export type DecodeResult =
-  | { readonly ok: true; readonly record: DecodedRecord; readonly next: number }
-  | { readonly ok: false; readonly reason: string; readonly incomplete: boolean };
+export type DecodeResult = { readonly ok: true; readonly record: DecodedRecord; readonly next: number } | { readonly ok: false; readonly reason: string; readonly incomplete: boolean };
 
 /** Decodes the record at `offset` of `bytes`, checking both checksums and the padding. */
 export function decodeRecordAt(bytes: Buffer, offset: number): DecodeResult {

@@ -285,8 +285,7 @@ export class Wal {
       'write-failed',
       file,
       undefined,
-      `writing the log failed (${cause}); nothing after the last successful sync is acknowledged. ` +
-        'Restart the member: recovery keeps exactly what reached the disk.',
+      `writing the log failed (${cause}); nothing after the last successful sync is acknowledged. ` + 'Restart the member: recovery keeps exactly what reached the disk.',
     );
     const waiting = [...batch, ...this.queue];
     this.queue = [];
@@ -304,4 +303,3 @@ async function createSegment(disk: Disk, dir: string, id: SegmentId, chunks: rea
   await disk.syncDir(dir);
   return file;
 }
-

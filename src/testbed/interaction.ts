@@ -38,7 +38,13 @@ export function parseScript(text: string): Directive[] {
     const lines = block.split('\n').filter((line) => !line.startsWith('#'));
     const separator = lines.indexOf('----');
     if (separator < 0) continue;
-    directives.push({ command: lines.slice(0, separator).join(' ').trim(), expected: lines.slice(separator + 1).join('\n').trimEnd() });
+    directives.push({
+      command: lines.slice(0, separator).join(' ').trim(),
+      expected: lines
+        .slice(separator + 1)
+        .join('\n')
+        .trimEnd(),
+    });
   }
   return directives;
 }
@@ -94,9 +100,13 @@ export class Interaction {
         return `role=${core.role} term=${core.term}`;
       }
       case 'process-ready':
-        return ids().map((id) => this.processReady(id)).join('\n');
+        return ids()
+          .map((id) => this.processReady(id))
+          .join('\n');
       case 'deliver-msgs':
-        return ids().map((id) => this.deliver(id, args.includes('drop'))).join('\n');
+        return ids()
+          .map((id) => this.deliver(id, args.includes('drop')))
+          .join('\n');
       case 'stabilize':
         return this.stabilize();
       case 'isolate':

@@ -339,7 +339,9 @@ export class KvCluster {
       }
       const s = service.replica.raft.status();
       const linked = this.links[i]!.map((on, j) => (on ? String(j) : '-')).join('');
-      lines.push(`  ${i}: ${s.role} term=${s.term} last=${s.lastIndex} commit=${s.commit} applied=${s.applied} links=${linked} raftstate=${this.storages[i]!.sizeBytes()}B snapshot=${this.storages[i]!.snapshotBytes()}B`);
+      lines.push(
+        `  ${i}: ${s.role} term=${s.term} last=${s.lastIndex} commit=${s.commit} applied=${s.applied} links=${linked} raftstate=${this.storages[i]!.sizeBytes()}B snapshot=${this.storages[i]!.snapshotBytes()}B`,
+      );
     }
     return lines.join('\n');
   }

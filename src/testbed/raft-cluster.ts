@@ -468,4 +468,3 @@ function entryCommand(entry: Entry): Command {
   if (entry.data.length === 0) return noopEntry;
   return packr.unpack(entry.data) as Command;
 }
-

@@ -1113,7 +1113,8 @@ class ZkSimulation {
         const applied = service.replica.raft.status().applied;
         const seen = byApplied.get(applied);
         if (seen === undefined) byApplied.set(applied, [i, service.machine.lastZxid]);
-        else if (seen[1] !== service.machine.lastZxid) this.cluster.violation(`replica agreement: members ${seen[0]} and ${i} have applied Raft index ${applied} but report lastZxid ${seen[1]} and ${service.machine.lastZxid}`);
+        else if (seen[1] !== service.machine.lastZxid)
+          this.cluster.violation(`replica agreement: members ${seen[0]} and ${i} have applied Raft index ${applied} but report lastZxid ${seen[1]} and ${service.machine.lastZxid}`);
       });
     }
   }
@@ -1211,7 +1212,10 @@ class ZkSimulation {
   }
 
   private keeperSessions(): number[] {
-    return this.keepers.filter((k) => k.alive && k.sessionId !== 0).map((k) => k.sessionId).sort();
+    return this.keepers
+      .filter((k) => k.alive && k.sessionId !== 0)
+      .map((k) => k.sessionId)
+      .sort();
   }
 
   private describeConvergence(): string {

@@ -421,18 +421,16 @@ class ZkConnection implements Watcher {
     const slot = this.enqueue(xid, undefined);
     const service = this.front.service;
     this.seq++;
-    service
-      .submit({ t: 'write', sessionId: this.sessionId, owner: this.owner, seq: this.seq, timeMs: service.wallClockMs(), auth: this.ids.slice(), ops, multi })
-      .then(
-        (result) => {
-          if (this.phase !== 'ready') return;
-          const reply = this.writeReply(xid, result, multi);
-          if (reply === undefined) return;
-          slot.reply = reply;
-          this.pump();
-        },
-        (error: unknown) => this.failed(error),
-      );
+    service.submit({ t: 'write', sessionId: this.sessionId, owner: this.owner, seq: this.seq, timeMs: service.wallClockMs(), auth: this.ids.slice(), ops, multi }).then(
+      (result) => {
+        if (this.phase !== 'ready') return;
+        const reply = this.writeReply(xid, result, multi);
+        if (reply === undefined) return;
+        slot.reply = reply;
+        this.pump();
+      },
+      (error: unknown) => this.failed(error),
+    );
   }
 
   private writeReply(xid: number, result: ZkResult, multi: boolean): Uint8Array | undefined {

@@ -255,7 +255,9 @@ export function encodeRequest(xid: number, request: Request): Uint8Array {
       break;
     case 'multi':
       for (const op of request.ops) {
-        w.int(op.type === 'create' ? op.opcode : OpCode[op.type]).bool(false).int(-1);
+        w.int(op.type === 'create' ? op.opcode : OpCode[op.type])
+          .bool(false)
+          .int(-1);
         writeMultiOp(w, op);
       }
       w.int(-1).bool(true).int(-1);

@@ -322,7 +322,10 @@ export class ZkClient {
     this.clock = options.clock ?? realClock;
     this.prng = new Prng(options.seed ?? randomSeed());
     // Each entry may itself be a connect string ("a:2181,b:2181"), as ZooKeeper's clients take.
-    this.servers = options.servers.flatMap((entry) => entry.split(',')).filter((entry) => entry.trim().length > 0).map(parseServer);
+    this.servers = options.servers
+      .flatMap((entry) => entry.split(','))
+      .filter((entry) => entry.trim().length > 0)
+      .map(parseServer);
     if (this.servers.length === 0) throw new ZkError(Err.badArguments, 'no servers to connect to');
     this.shuffle(this.servers);
     this.reconnectDelayMsMax = options.reconnectDelayMsMax ?? Math.min(reconnectDelayMsMaxDefault, options.sessionTimeoutMs / 4);

@@ -10,7 +10,10 @@ const table = parseLayerTable(readFileSync(join(root, 'docs', 'ARCHITECTURE.md')
 
 test('src/ follows the layer table and the determinism rule', () => {
   const violations = checkTree(root);
-  assert.deepEqual(violations.map((v) => `${v.file}: ${v.message}`), []);
+  assert.deepEqual(
+    violations.map((v) => `${v.file}: ${v.message}`),
+    [],
+  );
 });
 
 test('the check catches a lower layer importing a higher one', () => {
@@ -20,13 +23,7 @@ test('the check catches a lower layer importing a higher one', () => {
 });
 
 test('the check catches Math.random, timers, Date and node: I/O outside platform/', () => {
-  const sources = [
-    'const x = Math.random();',
-    'setTimeout(() => {}, 10);',
-    'const now = Date.now();',
-    "import { readFileSync } from 'node:fs';",
-    'const t = performance.now();',
-  ];
+  const sources = ['const x = Math.random();', 'setTimeout(() => {}, 10);', 'const now = Date.now();', "import { readFileSync } from 'node:fs';", 'const t = performance.now();'];
   for (const source of sources) {
     assert.equal(checkSource(table, 'raft/core.ts', 'raft', source).length, 1, source);
     assert.equal(checkSource(table, 'platform/x.ts', 'platform', source).length, 0, source);

@@ -16,7 +16,10 @@ export function parseLayerTable(markdown: string): LayerTable {
     if (!line.startsWith('|')) break;
     const cells = line.split('|').map((cell) => cell.trim());
     const module = cells[1]!;
-    const allowed = cells[2]!.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+    const allowed = cells[2]!
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name.length > 0);
     table.set(module, new Set(allowed));
   }
   return table;
@@ -33,8 +36,24 @@ const bannedGlobals: readonly [RegExp, string][] = [
 ];
 
 const ioModules = new Set([
-  'fs', 'fs/promises', 'net', 'http', 'https', 'http2', 'tls', 'dgram', 'child_process',
-  'worker_threads', 'timers', 'timers/promises', 'os', 'crypto', 'process', 'readline', 'perf_hooks', 'cluster',
+  'fs',
+  'fs/promises',
+  'net',
+  'http',
+  'https',
+  'http2',
+  'tls',
+  'dgram',
+  'child_process',
+  'worker_threads',
+  'timers',
+  'timers/promises',
+  'os',
+  'crypto',
+  'process',
+  'readline',
+  'perf_hooks',
+  'cluster',
 ]);
 
 /** Removes comments (block and line; a '//' inside a URL-like string is left alone). */
@@ -63,8 +82,7 @@ export function checkSource(table: LayerTable, file: string, module: string, sou
     return [{ file, message: `module "${module}" is not in the layer table of docs/ARCHITECTURE.md` }];
   }
   const code = stripComments(source);
-  const importPattern =
-    /(?:import|export)\s[^;]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
+  const importPattern = /(?:import|export)\s[^;]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
   for (const match of code.matchAll(importPattern)) {
     const specifier = (match[1] ?? match[2] ?? match[3])!;
     if (specifier.startsWith('.')) {

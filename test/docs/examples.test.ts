@@ -148,9 +148,11 @@ const outsideClone = new RegExp(['\\.\\./shared/', '(?:^|[\\s(`])/?shared/(?:ref
 test('no doc points at files outside the clone', () => {
   const offenders: string[] = [];
   for (const file of filesUnder(root, (name) => name.endsWith('.md'))) {
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      if (outsideClone.test(line)) offenders.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (outsideClone.test(line)) offenders.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
+      });
   }
   assert.deepEqual(offenders, []);
 });
@@ -161,9 +163,11 @@ test('no source comment cites a reference document that does not ship', () => {
   for (const top of ['src', 'test', 'bench']) {
     for (const file of filesUnder(join(root, top), (name) => name.endsWith('.ts'))) {
       if (relative(root, file).startsWith(join('test', 'docs'))) continue;
-      readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-        if (citation.test(line)) offenders.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
-      });
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (citation.test(line)) offenders.push(`${relative(root, file)}:${i + 1}: ${line.trim()}`);
+        });
     }
   }
   assert.deepEqual(offenders, []);
@@ -194,7 +198,9 @@ test('relative links and doc paths in the docs lead to files that exist', () => 
 
 test('the layer table of docs/ARCHITECTURE.md names exactly the modules under src/', () => {
   const table = parseLayerTable(readFileSync(join(root, 'docs', 'ARCHITECTURE.md'), 'utf8'));
-  const modules = readdirSync(join(root, 'src')).filter((name) => statSync(join(root, 'src', name)).isDirectory()).sort();
+  const modules = readdirSync(join(root, 'src'))
+    .filter((name) => statSync(join(root, 'src', name)).isDirectory())
+    .sort();
   assert.deepEqual([...table.keys()].sort(), modules);
   for (const [module, allowed] of table) {
     for (const name of allowed) assert.ok(modules.includes(name), `${module} may import "${name}", which is not a module`);

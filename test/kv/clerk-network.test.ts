@@ -37,6 +37,13 @@ test('concurrent calls on a reliable network all succeed, and their replies over
   network.enable(0, 0, true);
   const order: number[] = [];
   await scheduler.waitOn(Promise.all(Array.from({ length: 50 }, async (_, n) => order.push((await network.call(0, 0, n))!))));
-  assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: 50 }, (_, n) => n));
-  assert.notDeepEqual(order, Array.from({ length: 50 }, (_, n) => n), 'replies came back in call order every time');
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, n) => n),
+  );
+  assert.notDeepEqual(
+    order,
+    Array.from({ length: 50 }, (_, n) => n),
+    'replies came back in call order every time',
+  );
 });

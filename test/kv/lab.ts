@@ -35,7 +35,9 @@ export function kvTest(name: string, servers: number, options: KvTestOptions, bo
       const summary = await body(cfg);
       cfg.checkErrors();
       const verdict = options.noLinearizabilityCheck === true ? 'skipped' : checkHistory(cfg, options.linearizabilityCacheBytesMax);
-      t.diagnostic(`${name}: seed ${seed}; ${(performance.now() - realStart).toFixed(0)} ms real, ${(cfg.nowMs() / 1000).toFixed(1)} s virtual; ${cfg.history.length} ops, ${cfg.rpcTotal()} clerk RPCs, ${cfg.raftNetwork.rpcTotal} Raft RPCs, ${(cfg.raftNetwork.bytesTotal / 1e6).toFixed(1)} MB Raft; linearizability ${verdict}${summary ? `; ${summary}` : ''}`);
+      t.diagnostic(
+        `${name}: seed ${seed}; ${(performance.now() - realStart).toFixed(0)} ms real, ${(cfg.nowMs() / 1000).toFixed(1)} s virtual; ${cfg.history.length} ops, ${cfg.rpcTotal()} clerk RPCs, ${cfg.raftNetwork.rpcTotal} Raft RPCs, ${(cfg.raftNetwork.bytesTotal / 1e6).toFixed(1)} MB Raft; linearizability ${verdict}${summary ? `; ${summary}` : ''}`,
+      );
     } catch (error) {
       (error as Error).message += ` (${name}, seed ${seed}; replay with SEED=${seed})`;
       throw error;

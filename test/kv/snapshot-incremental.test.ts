@@ -77,11 +77,16 @@ test('random writes between steps: the snapshot equals a synchronous one taken w
   const key = (): string => `key-${prng.int(300)}`;
   const randomOp = (): KvOp => {
     switch (prng.int(5)) {
-      case 0: return { kind: 'put', key: key(), value: bytes(`p${d.next}`) };
-      case 1: return { kind: 'append', key: key(), value: bytes(`a${d.next}`) };
-      case 2: return { kind: 'delete', key: key() };
-      case 3: return { kind: 'cas', key: key(), version: prng.int(d.next), value: bytes(`c${d.next}`) };
-      default: return { kind: 'get', key: key() };
+      case 0:
+        return { kind: 'put', key: key(), value: bytes(`p${d.next}`) };
+      case 1:
+        return { kind: 'append', key: key(), value: bytes(`a${d.next}`) };
+      case 2:
+        return { kind: 'delete', key: key() };
+      case 3:
+        return { kind: 'cas', key: key(), version: prng.int(d.next), value: bytes(`c${d.next}`) };
+      default:
+        return { kind: 'get', key: key() };
     }
   };
   for (let round = 0; round < 20; round++) {

@@ -60,22 +60,37 @@ test('scan by prefix with a limit and a continuation, in key order', () => {
   const page1 = d.run({ kind: 'scan', prefix: 'b', limit: 2, after: '' });
   assert.equal(page1.kind, 'scan');
   if (page1.kind !== 'scan') return;
-  assert.deepEqual(page1.entries.map((e) => e.key), ['b1', 'b10']);
+  assert.deepEqual(
+    page1.entries.map((e) => e.key),
+    ['b1', 'b10'],
+  );
   assert.equal(page1.next, 'b10');
   const page2 = d.machine.query({ kind: 'scan', prefix: 'b', limit: 2, after: page1.next! });
   assert.ok(page2.kind === 'scan');
-  assert.deepEqual(page2.entries.map((e) => e.key), ['b2', 'b3']);
+  assert.deepEqual(
+    page2.entries.map((e) => e.key),
+    ['b2', 'b3'],
+  );
   assert.equal(page2.next, null);
   const all = d.machine.query({ kind: 'scan', prefix: '', limit: 100, after: '' });
   assert.ok(all.kind === 'scan');
-  assert.deepEqual(all.entries.map((e) => e.key), ['a', 'b1', 'b10', 'b2', 'b3', 'c']);
-  assert.deepEqual(all.entries.map((e) => textOf(e.value)), ['a', 'b1', 'b10', 'b2', 'b3', 'c']);
+  assert.deepEqual(
+    all.entries.map((e) => e.key),
+    ['a', 'b1', 'b10', 'b2', 'b3', 'c'],
+  );
+  assert.deepEqual(
+    all.entries.map((e) => textOf(e.value)),
+    ['a', 'b1', 'b10', 'b2', 'b3', 'c'],
+  );
   const none = d.machine.query({ kind: 'scan', prefix: 'z', limit: 5, after: '' });
   assert.deepEqual(none, { kind: 'scan', entries: [], next: null });
   d.run({ kind: 'delete', key: 'b10' });
   const afterDelete = d.machine.query({ kind: 'scan', prefix: 'b', limit: 10, after: 'b1' });
   assert.ok(afterDelete.kind === 'scan');
-  assert.deepEqual(afterDelete.entries.map((e) => e.key), ['b2', 'b3']);
+  assert.deepEqual(
+    afterDelete.entries.map((e) => e.key),
+    ['b2', 'b3'],
+  );
 });
 
 test('limits: key size, value size (appends too), key count, scan limit — typed errors, nothing changed', () => {

@@ -82,8 +82,13 @@ test('an operation that never returned cannot have an output', () => {
 });
 
 test('etcd: compare-and-set results must match the state', () => {
-  const op = (clientId: number, input: EtcdInput, output: EtcdOutput | undefined, callTime: number, returnTime?: number): Operation<EtcdInput, EtcdOutput> =>
-    ({ clientId, input, output, callTime, returnTime });
+  const op = (clientId: number, input: EtcdInput, output: EtcdOutput | undefined, callTime: number, returnTime?: number): Operation<EtcdInput, EtcdOutput> => ({
+    clientId,
+    input,
+    output,
+    callTime,
+    returnTime,
+  });
   const model = etcdModel();
   const writeOne = op(0, { kind: 'write', value: 1 }, true, 0, 1);
   assert.equal(check(model, [writeOne, op(1, { kind: 'cas', from: 1, to: 2 }, true, 2, 3), op(2, { kind: 'read' }, 2, 4, 5)]).verdict, 'ok');
@@ -106,7 +111,13 @@ test('kv: partitions by key, and a stale get fails only its own key', () => {
   ];
   const result = check(kvModel(), history, { stopAtFirstIllegal: false });
   assert.equal(result.verdict, 'illegal');
-  assert.deepEqual(result.partitions.map((p) => [p.key, p.outcome]), [['a', 'illegal'], ['b', 'ok']]);
+  assert.deepEqual(
+    result.partitions.map((p) => [p.key, p.outcome]),
+    [
+      ['a', 'illegal'],
+      ['b', 'ok'],
+    ],
+  );
   assert.equal(check(kvModel(), history, { noPartition: true }).partitions.length, 1);
   assert.equal(check(kvModel(), history, { noPartition: true }).verdict, 'illegal');
 });

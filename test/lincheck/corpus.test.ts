@@ -14,7 +14,7 @@ const corpusDir = findCorpusDir();
 const fileBudgetMs = 10_000;
 const nowMs = (): number => realClock.nowMs();
 
-test('the 102 Jepsen etcd logs get Porcupine\'s verdicts', () => {
+test("the 102 Jepsen etcd logs get Porcupine's verdicts", () => {
   let linearizable = 0;
   for (const number of etcdNumbers) {
     const parsed = parseJepsenEtcd(readFileSync(join(corpusDir, 'jepsen', etcdName(number)), 'utf8'));

@@ -16,9 +16,7 @@ export function findCorpusDir(): string {
 }
 
 /** The 23 etcd logs Porcupine expects to be linearizable; the other 79 (095 aside) are not. */
-export const etcdLinearizable: ReadonlySet<number> = new Set([
-  2, 5, 7, 18, 25, 31, 38, 45, 48, 49, 51, 53, 56, 67, 75, 76, 80, 87, 92, 98, 100, 101, 102,
-]);
+export const etcdLinearizable: ReadonlySet<number> = new Set([2, 5, 7, 18, 25, 31, 38, 45, 48, 49, 51, 53, 56, 67, 75, 76, 80, 87, 92, 98, 100, 101, 102]);
 /** etcd_095.log is empty ("etcd cluster failed to start up in test 95"): no verdict. */
 export const etcdNumbers: readonly number[] = Array.from({ length: 103 }, (_, i) => i).filter((i) => i !== 95);
 export const etcdName = (i: number): string => `etcd_${String(i).padStart(3, '0')}.log`;

@@ -84,8 +84,11 @@ test('Jepsen kv EDN lines', () => {
   ].join('\n');
   const parsed = parseJepsenKv(text);
   assert.ok(parsed.ok);
-  assert.deepEqual(parsed.value.map((op) => [op.input, op.output, op.callTime, op.returnTime]), [
-    [{ kind: 'append', key: '4', value: 'x 3 17 y' }, '', 0, 2],
-    [{ kind: 'get', key: '5' }, '', 1, 3],
-  ]);
+  assert.deepEqual(
+    parsed.value.map((op) => [op.input, op.output, op.callTime, op.returnTime]),
+    [
+      [{ kind: 'append', key: '4', value: 'x 3 17 y' }, '', 0, 2],
+      [{ kind: 'get', key: '5' }, '', 1, 3],
+    ],
+  );
 });

@@ -6,17 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  type KvInput,
-  type KvOutput,
-  type Operation,
-  type RegisterInput,
-  type RegisterOutput,
-  check,
-  kvModel,
-  kvModelWhole,
-  registerModel,
-} from '../../src/lincheck/index.js';
+import { type KvInput, type KvOutput, type Operation, type RegisterInput, type RegisterOutput, check, kvModel, kvModelWhole, registerModel } from '../../src/lincheck/index.js';
 import { Prng } from '../../src/stdx/prng.js';
 
 const runs = 200;

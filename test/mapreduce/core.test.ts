@@ -69,7 +69,10 @@ test('the coordinator hands out reduce tasks only after every map task is done',
   const coordinator = new Coordinator(config(), clock);
   assert.deepEqual(coordinator.handle(1, { type: 'hello' }), { type: 'welcome', workerId: 1, app: 'wc', reduceCount: 2, workDir: '/job' });
   const maps = [0, 1, 2].map(() => coordinator.handle(1, { type: 'getTask', workerId: 1 }));
-  assert.deepEqual(maps.map((task) => task.type === 'map' && task.file), ['in/a', 'in/b', 'in/c']);
+  assert.deepEqual(
+    maps.map((task) => task.type === 'map' && task.file),
+    ['in/a', 'in/b', 'in/c'],
+  );
   assert.equal(coordinator.handle(1, { type: 'getTask', workerId: 1 }).type, 'wait');
   for (const taskId of [0, 1]) coordinator.handle(1, { type: 'taskDone', workerId: 1, kind: 'map', taskId, records: 1, bytesIn: 1 });
   assert.equal(coordinator.handle(1, { type: 'getTask', workerId: 1 }).type, 'wait', 'one map is still running');
@@ -207,11 +210,23 @@ test('in-process workers produce the same lines as the sequential reference', as
   for (const app of [wc, indexer] as MapReduceApp[]) {
     const { result, outcomes } = await runInProcess(app, disk, inputs, 2);
     assert.ok(result.ok);
-    assert.deepEqual(outcomes.map((outcome) => outcome.type), ['done', 'done']);
-    const lines = [0, 1, 2].flatMap((r) => disk.text(`mr-out-${r}`).split('\n')).filter((line) => line !== '').sort(compareKeys);
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.type),
+      ['done', 'done'],
+    );
+    const lines = [0, 1, 2]
+      .flatMap((r) => disk.text(`mr-out-${r}`).split('\n'))
+      .filter((line) => line !== '')
+      .sort(compareKeys);
     const reference = new MemoryDisk();
     await runSequential({ app, inputs, inputDisk: disk, outDisk: reference });
-    assert.deepEqual(lines, reference.text('mr-out-0').split('\n').filter((line) => line !== ''));
+    assert.deepEqual(
+      lines,
+      reference
+        .text('mr-out-0')
+        .split('\n')
+        .filter((line) => line !== ''),
+    );
   }
   assert.ok(![...disk.files.keys()].some((name) => name.startsWith('.mr-tmp')), 'every temporary file was renamed');
 });
@@ -240,14 +255,25 @@ test('a map function that throws stops the job after bounded retries, naming the
   assert.ok(!result.ok);
   assert.equal(result.error.message, 'map task 1 (input "in/2") failed 3 times; last error: map("in/2") threw: boom');
   assert.equal(calls, 4, 'one good map, three failed attempts');
-  assert.deepEqual(outcomes.map((outcome) => outcome.type), ['job-failed', 'job-failed']);
+  assert.deepEqual(
+    outcomes.map((outcome) => outcome.type),
+    ['job-failed', 'job-failed'],
+  );
 });
 
 test('an application that fails to load stops the job with the load error', async () => {
   const disk = new MemoryDisk();
   const coordinator = new Coordinator(config({ inputs: ['in/1'] }), new ManualClock());
   const link = { call: async (request: Request) => coordinator.handle(1, request) };
-  const outcome = await runWorker({ link, clock: new ManualClock(), loadApp: async () => { throw new Error('syntax error in app'); }, openWorkDisk: () => disk, inputDisk: disk });
+  const outcome = await runWorker({
+    link,
+    clock: new ManualClock(),
+    loadApp: async () => {
+      throw new Error('syntax error in app');
+    },
+    openWorkDisk: () => disk,
+    inputDisk: disk,
+  });
   assert.deepEqual(outcome, { type: 'app-failed', message: 'syntax error in app' });
   const result = await coordinator.finished;
   assert.ok(!result.ok);
@@ -280,8 +306,18 @@ test('the decoders accept every well-formed message and refuse anything else wit
     { type: 'taskFailed', workerId: 1, kind: 'map', taskId: 0, message: 'x' },
   ];
   for (const request of good) assert.deepEqual(decodeRequest(request), request);
-  const bad = [null, 7, 'hello', [], {}, { type: 'getTask' }, { type: 'getTask', workerId: 0 }, { type: 'getTask', workerId: 1.5 },
-    { type: 'taskDone', workerId: 1, kind: 'sort', taskId: 0, records: 0, bytesIn: 0 }, { type: 'taskFailed', workerId: 1, kind: 'map', taskId: -1, message: '' }];
+  const bad = [
+    null,
+    7,
+    'hello',
+    [],
+    {},
+    { type: 'getTask' },
+    { type: 'getTask', workerId: 0 },
+    { type: 'getTask', workerId: 1.5 },
+    { type: 'taskDone', workerId: 1, kind: 'sort', taskId: 0, records: 0, bytesIn: 0 },
+    { type: 'taskFailed', workerId: 1, kind: 'map', taskId: -1, message: '' },
+  ];
   for (const value of bad) assert.throws(() => decodeRequest(value), ProtocolError, JSON.stringify(value));
   assert.throws(() => decodeResponse({ type: 'map', taskId: 0, file: 'f', reduceCount: 0 }), ProtocolError);
   fc.assert(

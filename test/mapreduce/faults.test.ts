@@ -75,7 +75,9 @@ test('mr run reports a summary and writes the lab output files', { timeout: FAUL
   const mebibytes = (expected.inputBytes / 2 ** 20).toFixed(1).replace('.', '\\.');
   const run = new Procs(t).start(['mr', 'run', '--app', 'wc', '--reduce', '4', '--workers', '2', '--out', dir, ...inputs], dir);
   assert.equal((await run.exited).code, 0, run.stderr);
-  const summary = new RegExp(`mr: done in [\\d.]+ s: ${mebibytes} MiB in ${inputs.length} map tasks, ${expected.distinctWordsPerInput} map records, ${expected.distinctWords} output lines in 4 files .* 0 tasks retried, [12] workers?`);
+  const summary = new RegExp(
+    `mr: done in [\\d.]+ s: ${mebibytes} MiB in ${inputs.length} map tasks, ${expected.distinctWordsPerInput} map records, ${expected.distinctWords} output lines in 4 files .* 0 tasks retried, [12] workers?`,
+  );
   assert.match(run.stdout, summary);
   assert.equal(await sortedOutput(dir), expected.wordCount, 'the output files hold the word count of the input');
 });

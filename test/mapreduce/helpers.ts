@@ -124,7 +124,10 @@ export function sleep(ms: number): Promise<void> {
 
 /** `lines` in UTF-8 byte order. */
 export function byteSorted(lines: readonly string[]): string[] {
-  return lines.map((line) => ({ line, bytes: Buffer.from(line) })).sort((a, b) => Buffer.compare(a.bytes, b.bytes)).map(({ line }) => line);
+  return lines
+    .map((line) => ({ line, bytes: Buffer.from(line) }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+    .map(({ line }) => line);
 }
 
 /** mergedOutput(dir), re-sorted by byteSorted: the output as compared with an expectation. */

@@ -31,7 +31,9 @@ async function crashOutput(inputs: readonly string[]): Promise<string> {
     c: sizes,
     d: inputs.map(() => 'xyzzy'),
   };
-  return Object.entries(values).map(([key, list]) => `${key} ${list.sort().join(' ')}`).join('\n');
+  return Object.entries(values)
+    .map(([key, list]) => `${key} ${list.sort().join(' ')}`)
+    .join('\n');
 }
 
 /** Starts a coordinator and `workers` workers in `dir`, waits for the coordinator to exit. */
@@ -67,7 +69,10 @@ test('map parallelism: 2 workers run map tasks at the same time', { timeout: LAB
   await runJob(new Procs(t), testApp('mtiming'), await gutenbergFiles(), dir, 2);
   const lines = (await mergedOutput(dir)).split('\n');
   assert.equal(lines.filter((line) => line.startsWith('times-')).length, 2, 'exactly two workers ran map tasks');
-  assert.ok(lines.some((line) => /^parallel.* 2/.test(line)), `no map saw two workers at once:\n${lines.join('\n')}`);
+  assert.ok(
+    lines.some((line) => /^parallel.* 2/.test(line)),
+    `no map saw two workers at once:\n${lines.join('\n')}`,
+  );
 });
 
 test('reduce parallelism: 2 workers run reduce tasks at the same time', { timeout: LAB_TIMEOUT_MS }, async (t) => {
@@ -103,7 +108,13 @@ test('early exit: no process exits before every output is final', { timeout: LAB
   const atFirstExit = await mergedOutput(dir);
   await Promise.all(all.map((proc) => proc.exited));
   assert.equal(await mergedOutput(dir), atFirstExit);
-  assert.equal(atFirstExit, inputs.map((input) => `${input} 1`).sort().join('\n'));
+  assert.equal(
+    atFirstExit,
+    inputs
+      .map((input) => `${input} 1`)
+      .sort()
+      .join('\n'),
+  );
 });
 
 test('crash: workers that die or stall do not change the output', { timeout: LAB_CRASH_TIMEOUT_MS }, async (t) => {

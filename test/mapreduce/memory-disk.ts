@@ -9,7 +9,10 @@ export class MemoryDisk implements Disk {
 
   async list(dir: string): Promise<string[]> {
     const prefix = dir === '' ? '' : `${dir}/`;
-    return [...this.files.keys()].filter((path) => path.startsWith(prefix)).map((path) => path.slice(prefix.length)).sort();
+    return [...this.files.keys()]
+      .filter((path) => path.startsWith(prefix))
+      .map((path) => path.slice(prefix.length))
+      .sort();
   }
 
   async exists(path: string): Promise<boolean> {

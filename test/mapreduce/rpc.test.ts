@@ -63,7 +63,10 @@ test('calls return their own answers, many in flight at once', async (t) => {
   const { connect } = await adder(t);
   const client = await connect();
   const sums = await Promise.all(Array.from({ length: 200 }, (_, i) => client.call({ a: i, b: 1000 })));
-  assert.deepEqual(sums, Array.from({ length: 200 }, (_, i) => i + 1000));
+  assert.deepEqual(
+    sums,
+    Array.from({ length: 200 }, (_, i) => i + 1000),
+  );
 });
 
 test('a handler error reaches the caller as RpcError remote; the connection stays up', async (t) => {
@@ -99,8 +102,5 @@ test('a closed server fails pending and later calls with RpcError, and reports d
   await client.closed;
   await assert.rejects(client.call({ a: 1, b: 1 }), (error: unknown) => error instanceof RpcError && error.code === 'closed');
   assert.deepEqual(disconnects, [1]);
-  await assert.rejects(
-    connectRpc({ host: '127.0.0.1', port: server.port, decodeResponse: decodeSum }),
-    (error: unknown) => error instanceof RpcError && error.code === 'unavailable',
-  );
+  await assert.rejects(connectRpc({ host: '127.0.0.1', port: server.port, decodeResponse: decodeSum }), (error: unknown) => error instanceof RpcError && error.code === 'unavailable');
 });

@@ -118,7 +118,10 @@ test('many messages are batched and arrive in order', async () => {
     const [a, b] = members as [Member, Member];
     for (let i = 0; i < 2000; i++) b.transport.send(a.id, 1, { text: String(i) });
     await until(() => a.received.length === 2000, '2000 messages');
-    assert.deepEqual(a.received, Array.from({ length: 2000 }, (_, i) => `2/1:${i}`));
+    assert.deepEqual(
+      a.received,
+      Array.from({ length: 2000 }, (_, i) => `2/1:${i}`),
+    );
   } finally {
     await closeAll(members);
   }
@@ -155,7 +158,10 @@ test('garbage, oversized and unauthenticated frames close that connection; the m
       const { socket, closed } = await rawSocket(b);
       socket.write(bytes);
       await closed;
-      assert.ok(b.logger.lines.some((line) => line.startsWith('warn closed a peer connection')), name);
+      assert.ok(
+        b.logger.lines.some((line) => line.startsWith('warn closed a peer connection')),
+        name,
+      );
     }
     a.transport.send(b.id, 3, { text: 'still works' });
     await until(() => b.received.length === 1, 'a legitimate message after the attacks');
@@ -196,8 +202,14 @@ test('the dialer reconnects with backoff after its peer restarts on the same por
     const received: string[] = [];
     const logger = new CapturingLogger();
     const transport = await PeerTransport.start<Message>({
-      selfId: nodeId(2), listen: { host: '127.0.0.1', port }, peers: new Map([[nodeId(1), a.transport.address()]]),
-      clusterSecret: SECRET, encode, decode, logger, onMessage: (from, group, m) => received.push(`${from}/${group}:${m.text}`),
+      selfId: nodeId(2),
+      listen: { host: '127.0.0.1', port },
+      peers: new Map([[nodeId(1), a.transport.address()]]),
+      clusterSecret: SECRET,
+      encode,
+      decode,
+      logger,
+      onMessage: (from, group, m) => received.push(`${from}/${group}:${m.text}`),
     });
     b = { id: nodeId(2), transport, received, logger };
     a.transport.send(b.id, 0, { text: 'two' });

@@ -12,15 +12,26 @@ import { repositoryRoot } from '../repo.js';
 const dataDir = join(repositoryRoot(), 'test', 'raft', 'testdata');
 const update = process.env['UPDATE'] === '1';
 
-for (const file of readdirSync(dataDir).filter((name) => name.endsWith('.txt')).sort()) {
+for (const file of readdirSync(dataDir)
+  .filter((name) => name.endsWith('.txt'))
+  .sort()) {
   test(`interaction ${file}`, () => {
     const path = join(dataDir, file);
     const text = readFileSync(path, 'utf8');
-    const header = text.split('\n').filter((line, i, lines) => line.startsWith('#') && lines.slice(0, i).every((l) => l.startsWith('#'))).join('\n');
+    const header = text
+      .split('\n')
+      .filter((line, i, lines) => line.startsWith('#') && lines.slice(0, i).every((l) => l.startsWith('#')))
+      .join('\n');
     const interaction = new Interaction();
     const results = parseScript(text).map((d) => ({ command: d.command, expected: d.expected, actual: interaction.run(d.command) }));
     if (update) {
-      writeFileSync(path, formatScript(results.map((r) => ({ command: r.command, expected: r.actual })), header ? `${header}\n\n` : ''));
+      writeFileSync(
+        path,
+        formatScript(
+          results.map((r) => ({ command: r.command, expected: r.actual })),
+          header ? `${header}\n\n` : '',
+        ),
+      );
       return;
     }
     for (const r of results) assert.equal(r.actual, r.expected, `${file}: ${r.command}`);

@@ -63,7 +63,10 @@ labTest('TestSnapshotInstallCrash3D', 3, { snapshot: true }, (cfg) => snapcommon
 // every other server and follows its predecessor, so only the exact lastApplied + 1 rule
 // catches it.
 test('planted bug: applying an entry twice fails the snapshot tests', { timeout: labRealTimeoutMs }, async () => {
-  await assert.rejects(runLabTest('TestSnapshotBasic3D', 3, { snapshot: true, unsafe: { applyTwice: true } }, (cfg) => snapcommon(cfg, false, false)), /apply out of order, expected index \d+, got \d+/);
+  await assert.rejects(
+    runLabTest('TestSnapshotBasic3D', 3, { snapshot: true, unsafe: { applyTwice: true } }, (cfg) => snapcommon(cfg, false, false)),
+    /apply out of order, expected index \d+, got \d+/,
+  );
 });
 labTest('TestSnapshotInstallUnCrash3D', 3, { snapshot: true, unreliable: true }, (cfg) => snapcommon(cfg, false, true));
 

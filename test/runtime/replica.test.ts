@@ -163,7 +163,16 @@ test('another entry committed at the proposal index: dropped (not applied)', asy
   // apply sees the other entry before the leadership check runs.
   const prevIndex = index(at - 1);
   const newTerm = term(status.term + 1);
-  replica.raft.receive({ type: 'App', from: nodeId(2), to: nodeId(1), term: newTerm, prevIndex, prevTerm: status.term, entries: [{ index: index(at), term: newTerm, type: 'normal', data: Buffer.from('theirs') }], commit: index(at) });
+  replica.raft.receive({
+    type: 'App',
+    from: nodeId(2),
+    to: nodeId(1),
+    term: newTerm,
+    prevIndex,
+    prevTerm: status.term,
+    entries: [{ index: index(at), term: newTerm, type: 'normal', data: Buffer.from('theirs') }],
+    commit: index(at),
+  });
   await assert.rejects(pending, (error: unknown) => error instanceof ReplicaError && error.code === 'dropped');
   await settle();
   assert.ok(service.applied.includes('theirs'));
@@ -192,7 +201,15 @@ test('snapshots once the Raft state reaches raftStateBytesMax; a restart restore
   const clock = new ManualClock();
   const storage = new MemoryStorage();
   const service = new CounterService();
-  const options = { config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true }, prng: new Prng(1), clock, tickMs: TICK_MS, transport: { send: () => undefined }, storage, raftStateBytesMax: 300 };
+  const options = {
+    config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true },
+    prng: new Prng(1),
+    clock,
+    tickMs: TICK_MS,
+    transport: { send: () => undefined },
+    storage,
+    raftStateBytesMax: 300,
+  };
   const replica = await Replica.open({ ...options, service });
   await clock.advance(50 * TICK_MS);
   for (let i = 0; i < 40; i++) {
@@ -214,7 +231,7 @@ test('snapshots once the Raft state reaches raftStateBytesMax; a restart restore
   const again = await Replica.open({ ...options, storage: storage.copy(), service: restarted });
   assert.ok(restarted.restoredAt > 0, 'restored from the snapshot');
   await clock.advance(50 * TICK_MS);
-  const last = again.submit(Buffer.from("one more"));
+  const last = again.submit(Buffer.from('one more'));
   await clock.advance(TICK_MS);
   await last;
   assert.equal(restarted.count, 41, 'the snapshot plus the replayed log give every command once');
@@ -235,7 +252,17 @@ test('a service with beginSnapshot() is snapshotted a step per host turn, at the
     held = fn;
     return { cancel: () => void (held = undefined) };
   };
-  const options = { config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true }, prng: new Prng(1), clock, tickMs: TICK_MS, transport: { send: () => undefined }, storage, raftStateBytesMax: 600, snapshotStepUnits: 2, yieldToHost };
+  const options = {
+    config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true },
+    prng: new Prng(1),
+    clock,
+    tickMs: TICK_MS,
+    transport: { send: () => undefined },
+    storage,
+    raftStateBytesMax: 600,
+    snapshotStepUnits: 2,
+    yieldToHost,
+  };
   const put = (i: number): Uint8Array => encodeCommand({ op: { kind: 'put', key: `key-${i}`, value: Buffer.from(`value-${i}`) }, session: undefined, timeMs: 0 });
   const replica = await Replica.open({ ...options, service: machine });
   await clock.advance(50 * TICK_MS);

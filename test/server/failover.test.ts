@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestCluster, getText, waitFor } from './helpers.js';
 
-test("after kill -9 of the leader the survivors campaign early in the groups it led, and every acknowledged write survives", async (t) => {
+test('after kill -9 of the leader the survivors campaign early in the groups it led, and every acknowledged write survives', async (t) => {
   const cluster = await TestCluster.start(t, 3);
   const leader = await cluster.waitForLeader();
   const client = cluster.client();
@@ -19,9 +19,22 @@ test("after kill -9 of the leader the survivors campaign early in the groups it 
   const newLeader = await cluster.waitForLeader(15_000);
   assert.notEqual(newLeader, leader);
   // The key/value group lost its leader; the ZooKeeper group too if it led there as well.
-  const early = survivors.flatMap((id) => cluster.members.get(id)!.entries().filter((e) => e.msg.startsWith('the connection to the leader closed')).map((e) => ({ id, group: e['group'] })));
-  assert.ok(early.some((e) => e.group === 'kv'), `no survivor campaigned early in the kv group: ${JSON.stringify(early)}`);
-  if (zkLeader === leader) assert.ok(early.some((e) => e.group === 'zk'), `no survivor campaigned early in the zk group: ${JSON.stringify(early)}`);
+  const early = survivors.flatMap((id) =>
+    cluster.members
+      .get(id)!
+      .entries()
+      .filter((e) => e.msg.startsWith('the connection to the leader closed'))
+      .map((e) => ({ id, group: e['group'] })),
+  );
+  assert.ok(
+    early.some((e) => e.group === 'kv'),
+    `no survivor campaigned early in the kv group: ${JSON.stringify(early)}`,
+  );
+  if (zkLeader === leader)
+    assert.ok(
+      early.some((e) => e.group === 'zk'),
+      `no survivor campaigned early in the zk group: ${JSON.stringify(early)}`,
+    );
   else assert.ok(!early.some((e) => e.group === 'zk'), `the zk group's leader (${zkLeader}) lived, yet a survivor campaigned early there`);
   await waitFor('a write through the survivors', 15_000, async () => {
     try {

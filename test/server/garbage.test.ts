@@ -109,12 +109,24 @@ test('garbage and oversized frames on the peer, client and admin ports of every 
 
   // Each bad connection left a log line saying why it was closed.
   for (const id of cluster.ids) {
-    const messages = cluster.members.get(id)!.entries().map((entry) => entry.msg);
+    const messages = cluster.members
+      .get(id)!
+      .entries()
+      .map((entry) => entry.msg);
     await waitFor(`member ${id}'s log lines`, 2_000, () => {
-      const all = cluster.members.get(id)!.entries().map((entry) => entry.msg);
+      const all = cluster.members
+        .get(id)!
+        .entries()
+        .map((entry) => entry.msg);
       return all.filter((msg) => msg === 'closed a client connection').length >= badRequests.length ? true : undefined;
     });
-    assert.ok(messages.some((msg) => msg === 'closed a peer connection'), `member ${id} logs closed peer connections`);
-    assert.ok(messages.some((msg) => msg.startsWith('closed an admin connection')), `member ${id} logs closed admin connections`);
+    assert.ok(
+      messages.some((msg) => msg === 'closed a peer connection'),
+      `member ${id} logs closed peer connections`,
+    );
+    assert.ok(
+      messages.some((msg) => msg.startsWith('closed an admin connection')),
+      `member ${id} logs closed admin connections`,
+    );
   }
 });

@@ -40,11 +40,15 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
 /** `count` distinct free ports (all held open together, then released). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
   );
   const ports = servers.map((server) => (server.address() as { port: number }).port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
@@ -71,7 +75,10 @@ export class MemberProcess {
   readonly child: ServerChild;
   readonly listening: Promise<Ports>;
 
-  constructor(readonly id: number, args: readonly string[]) {
+  constructor(
+    readonly id: number,
+    args: readonly string[],
+  ) {
     let onListening: (ports: Ports) => void = () => {};
     this.child = spawnServerChild({
       args,
@@ -181,9 +188,24 @@ export class TestCluster {
     const previous = this.ports.get(id);
     const peers = this.ids.map((other) => `${other}=127.0.0.1:${other === id ? this.peerPorts.get(id) : this.dialPort(id, other)}`).join(',');
     const args = [
-      'server', '--id', String(id), '--peers', peers, '--data', dataDir, '--tick-ms', String(TICK_MS),
-      '--client-port', String(previous?.client ?? 0), '--admin-port', String(previous?.admin ?? 0), '--zk-port', String(previous?.zk ?? 0),
-      '--cluster-secret-file', this.secretFile, ...this.extraArgs,
+      'server',
+      '--id',
+      String(id),
+      '--peers',
+      peers,
+      '--data',
+      dataDir,
+      '--tick-ms',
+      String(TICK_MS),
+      '--client-port',
+      String(previous?.client ?? 0),
+      '--admin-port',
+      String(previous?.admin ?? 0),
+      '--zk-port',
+      String(previous?.zk ?? 0),
+      '--cluster-secret-file',
+      this.secretFile,
+      ...this.extraArgs,
     ];
     const member = new MemberProcess(id, args);
     this.members.set(id, member);
@@ -212,10 +234,12 @@ export class TestCluster {
 
   async killAll(): Promise<void> {
     for (const client of this.clients) client.close();
-    await Promise.all([...this.members.values()].map(async (member) => {
-      member.child.kill('SIGKILL');
-      await member.child.exited;
-    }));
+    await Promise.all(
+      [...this.members.values()].map(async (member) => {
+        member.child.kill('SIGKILL');
+        await member.child.exited;
+      }),
+    );
   }
 
   /** A client whose endpoint list starts at the `first`-th member (so its reads land there). */

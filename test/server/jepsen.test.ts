@@ -84,7 +84,10 @@ class LinkProxy {
       return void inbound.destroy();
     }
     const outbound = connect({ host: '127.0.0.1', port: targetPort });
-    for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+    for (const [from, to] of [
+      [inbound, outbound],
+      [outbound, inbound],
+    ] as const) {
       this.sockets.add(from);
       from.on('error', () => {});
       from.on('close', () => {
@@ -206,8 +209,8 @@ async function casStep(client: FlotillaClient, reader: FlotillaClient, clientId:
 
 /** One fault the nemesis injected, with its evidence. Times are now() (the history's clock). */
 type Fault = { victim: number; startMs: number; healedMs: number } & (
-  | { kind: 'kill'; /** What the victim died of: SIGKILL, if the kill happened. */ exit: string }
-  | { kind: 'isolate'; /** Peer connections of the victim cut or refused while it was isolated. */ cutConnections: number }
+  | { kind: 'kill' /** What the victim died of: SIGKILL, if the kill happened. */; exit: string }
+  | { kind: 'isolate' /** Peer connections of the victim cut or refused while it was isolated. */; cutConnections: number }
 );
 
 /** Kills and restarts members, and isolates them, one at a time, until `stopped()`. */
@@ -338,10 +341,12 @@ async function jepsenRun(t: TestContext, readMode: 'read-index' | 'unsafe-local'
   const lost: string[] = [];
   const chunk = 64;
   for (let start = 0; start < writers.acks.length; start += chunk) {
-    await Promise.all(writers.acks.slice(start, start + chunk).map(async (ack) => {
-      const value = await waitFor(`read of ${ack.key}`, 20_000, () => getText(final, ack.key).then((text) => text ?? 'absent'));
-      if (value !== ack.value) lost.push(`${ack.key} (index ${ack.index}): read ${value}`);
-    }));
+    await Promise.all(
+      writers.acks.slice(start, start + chunk).map(async (ack) => {
+        const value = await waitFor(`read of ${ack.key}`, 20_000, () => getText(final, ack.key).then((text) => text ?? 'absent'));
+        if (value !== ack.value) lost.push(`${ack.key} (index ${ack.index}): read ${value}`);
+      }),
+    );
   }
   const snapshotBytes = await Promise.all(cluster.ids.map(async (id) => ((await cluster.status(id)) as unknown as { snapshotBytes: number }).snapshotBytes));
   t.diagnostic(`snapshot bytes on disk per member: ${snapshotBytes.join(', ')}`);
@@ -360,8 +365,14 @@ function verdicts(history: History): { kv: string; cas: string; explain: string 
 /** The faults happened, and the cluster made progress after each. */
 function assertFaultsHappened(reports: readonly FaultReport[]): void {
   const all = reports.map(describeFault).join('\n  ');
-  assert.ok(reports.some(({ fault }) => fault.kind === 'kill'), `the nemesis killed no member:\n  ${all}`);
-  assert.ok(reports.some(({ fault }) => fault.kind === 'isolate'), `the nemesis isolated no member:\n  ${all}`);
+  assert.ok(
+    reports.some(({ fault }) => fault.kind === 'kill'),
+    `the nemesis killed no member:\n  ${all}`,
+  );
+  assert.ok(
+    reports.some(({ fault }) => fault.kind === 'isolate'),
+    `the nemesis isolated no member:\n  ${all}`,
+  );
   // In the order they happened, so the first fault that went wrong is the one reported.
   for (const report of reports) {
     const { fault } = report;
@@ -374,12 +385,23 @@ function assertFaultsHappened(reports: readonly FaultReport[]): void {
 test('the fault assertions fail a run whose nemesis did not kill, did not isolate, or after which the cluster stood still', () => {
   const kill: Fault = { kind: 'kill', victim: 1, startMs: 0, healedMs: 2000, exit: 'SIGKILL' };
   const isolate: Fault = { kind: 'isolate', victim: 2, startMs: 3500, healedMs: 6500, cutConnections: 8 };
-  const ops = (times: number[]): History => ({ kv: times.map((t) => ({ clientId: 1, input: { kind: 'get', key: 'k0' }, output: '', callTime: t - 1, returnTime: t })), cas: [], unknown: 0, failed: 0 });
+  const ops = (times: number[]): History => ({
+    kv: times.map((t) => ({ clientId: 1, input: { kind: 'get', key: 'k0' }, output: '', callTime: t - 1, returnTime: t })),
+    cas: [],
+    unknown: 0,
+    failed: 0,
+  });
   // 50 answers after each heal, and one unknown outcome (no return time), which does not count.
   const busy = ops([...Array.from({ length: 50 }, (_, i) => 2001 + i), ...Array.from({ length: 50 }, (_, i) => 6501 + i)]);
   busy.kv.push({ clientId: 2, input: { kind: 'put', key: 'k0', value: 'x' }, output: undefined, callTime: 2100, returnTime: undefined });
   const healthy = reportFaults(busy, [kill, isolate], 8000);
-  assert.deepEqual(healthy.map((report) => [report.during, report.after]), [[0, 50], [0, 50]]);
+  assert.deepEqual(
+    healthy.map((report) => [report.during, report.after]),
+    [
+      [0, 50],
+      [0, 50],
+    ],
+  );
   assertFaultsHappened(healthy);
   assert.throws(() => assertFaultsHappened(reportFaults(busy, [isolate], 8000)), /killed no member/);
   assert.throws(() => assertFaultsHappened(reportFaults(busy, [kill], 8000)), /isolated no member/);
@@ -394,7 +416,10 @@ test('jepsen: concurrent put/get/append/cas while members are killed (-9), resta
   const { history, lost, acked, snapshotBytes, faults } = await jepsenRun(t, 'read-index', RUN_MS, HEALED_PHASE_MS);
   assertFaultsHappened(faults);
   assert.ok(acked > 0 && history.kv.length > 100 && history.cas.length > 50, 'the run made progress');
-  assert.ok(snapshotBytes.some((bytes) => bytes > 0), 'the members snapshotted (raftStateBytesMax) during the run');
+  assert.ok(
+    snapshotBytes.some((bytes) => bytes > 0),
+    'the members snapshotted (raftStateBytesMax) during the run',
+  );
   assert.deepEqual(lost, [], 'acknowledged writes were lost');
   const result = verdicts(history);
   t.diagnostic(`kv: ${result.kv}, cas: ${result.cas}`);

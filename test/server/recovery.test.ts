@@ -32,7 +32,12 @@ test('SIGTERM stops a member cleanly; a corrupt byte mid-segment refuses to star
   client.close();
   const exit = await withTimeout(cluster.kill(1, 'SIGTERM'), 'clean shutdown');
   assert.deepEqual(exit, { code: 0, signal: null }, 'SIGTERM exits with code 0');
-  assert.ok(cluster.members.get(1)!.entries().some((entry) => entry.msg === 'stopped'));
+  assert.ok(
+    cluster.members
+      .get(1)!
+      .entries()
+      .some((entry) => entry.msg === 'stopped'),
+  );
 
   // A flipped byte in the middle of the only segment: valid records follow it.
   const corruptDir = join(cluster.root, 'corrupt');

@@ -29,7 +29,10 @@ test('a reliable link delivers every message within its delay bounds, not always
   const { scheduler, network, received } = twoNodes(1);
   for (let n = 0; n < 200; n++) network.send(nodeId(1), nodeId(2), n);
   await scheduler.sleep(reliableDelayMsMax + 1);
-  assert.deepEqual(received.map((r) => r.n).sort((a, b) => a - b), Array.from({ length: 200 }, (_, n) => n));
+  assert.deepEqual(
+    received.map((r) => r.n).sort((a, b) => a - b),
+    Array.from({ length: 200 }, (_, n) => n),
+  );
   for (const r of received) assert.ok(r.atMs >= reliableDelayMs && r.atMs <= reliableDelayMsMax, `delivered at ${r.atMs} ms`);
   const overtaken = received.filter((r, k) => k > 0 && r.n < received[k - 1]!.n).length;
   assert.ok(overtaken > 0, 'no message overtook another on the reliable link');
@@ -43,5 +46,8 @@ test('nothing crosses a link that is down; a reconnected node gets only what is 
   network.connect(nodeId(2));
   network.send(nodeId(1), nodeId(2), 2);
   await scheduler.sleep(10);
-  assert.deepEqual(received.map((r) => r.n), [2]);
+  assert.deepEqual(
+    received.map((r) => r.n),
+    [2],
+  );
 });

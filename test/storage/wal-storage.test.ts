@@ -57,7 +57,10 @@ test('a snapshot that matches the log keeps the entries after it and compacts se
   assert.deepEqual(state.snapshot?.meta.voters, [1, 2, 3]);
   assert.deepEqual(state.snapshot?.meta.learners, [4]);
   assert.equal(Buffer.from(state.snapshot!.data).toString(), 'state@60');
-  assert.deepEqual(state.entries.map((e) => e.index), Array.from({ length: 20 }, (_, i) => 61 + i));
+  assert.deepEqual(
+    state.entries.map((e) => e.index),
+    Array.from({ length: 20 }, (_, i) => 61 + i),
+  );
   assert.deepEqual(state.hardState, hard(1, 1, 79));
 });
 

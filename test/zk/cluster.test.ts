@@ -73,7 +73,13 @@ test('kill -9 of the member a client uses: it reconnects elsewhere with its sess
     await create(client, '/eph', 'mine', CreateMode.EPHEMERAL);
     await create(client, '/watched', 'v0', CreateMode.PERSISTENT);
     const events: string[] = [];
-    await call((cb) => client.getData('/watched', (event) => events.push(`${event.getName()} ${event.getPath()}`), (error, data) => cb(error, data)));
+    await call((cb) =>
+      client.getData(
+        '/watched',
+        (event) => events.push(`${event.getName()} ${event.getPath()}`),
+        (error, data) => cb(error, data),
+      ),
+    );
     assert.equal(await exists(client, '/later', (event) => events.push(`${event.getName()} ${event.getPath()}`)), null);
 
     const victim = connectedMember(cluster, client);
@@ -119,7 +125,18 @@ test('kill -9 of the leader during sequential creates: no sequence number given 
     let unknown = 0;
     /** Creates that failed with anything but connection loss: each a failure of the service. */
     const failures: string[] = [];
-    const workers = await Promise.all([0, 1, 2, 3].map((i) => connectClient(cluster.connectStrings().slice(i % 3).concat(cluster.connectStrings().slice(0, i % 3)).join(','), 8000)));
+    const workers = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        connectClient(
+          cluster
+            .connectStrings()
+            .slice(i % 3)
+            .concat(cluster.connectStrings().slice(0, i % 3))
+            .join(','),
+          8000,
+        ),
+      ),
+    );
     clients.push(...workers);
     const loops = workers.map(async (client) => {
       while (!stop) {
@@ -154,7 +171,11 @@ test('kill -9 of the leader during sequential creates: no sequence number given 
     const children = await call<string[]>((cb) => reader.getChildren('/seq', undefined, (error, names) => cb(error, names)));
     const numbers = children.map((name) => Number(name.slice('item-'.length))).sort((a, b) => a - b);
     assert.equal(new Set(acknowledged).size, acknowledged.length, 'no sequence number was acknowledged twice');
-    assert.deepEqual(numbers, numbers.map((_, i) => i), 'the sequence numbers are exactly 0..n-1: none skipped');
+    assert.deepEqual(
+      numbers,
+      numbers.map((_, i) => i),
+      'the sequence numbers are exactly 0..n-1: none skipped',
+    );
     const names = new Set(children.map((name) => `/seq/${name}`));
     for (const path of acknowledged) assert.ok(names.has(path), `${path} was acknowledged but is missing`);
     assert.ok(children.length - acknowledged.length <= unknown, 'every unacknowledged child is a create whose reply was lost');

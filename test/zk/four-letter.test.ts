@@ -22,8 +22,19 @@ type Word = (typeof WORDS)[number];
 const LEADER_ONLY_MNTR_KEYS = ['zk_followers', 'zk_synced_followers', 'zk_pending_syncs'];
 /** The mntr keys the reference lists (§2.11), minus the file-descriptor pair (see the todo test). */
 const CORE_MNTR_KEYS = [
-  'zk_version', 'zk_server_state', 'zk_avg_latency', 'zk_max_latency', 'zk_min_latency', 'zk_packets_received', 'zk_packets_sent',
-  'zk_num_alive_connections', 'zk_outstanding_requests', 'zk_znode_count', 'zk_watch_count', 'zk_ephemerals_count', 'zk_approximate_data_size',
+  'zk_version',
+  'zk_server_state',
+  'zk_avg_latency',
+  'zk_max_latency',
+  'zk_min_latency',
+  'zk_packets_received',
+  'zk_packets_sent',
+  'zk_num_alive_connections',
+  'zk_outstanding_requests',
+  'zk_znode_count',
+  'zk_watch_count',
+  'zk_ephemerals_count',
+  'zk_approximate_data_size',
 ];
 const FD_MNTR_KEYS = ['zk_open_file_descriptor_count', 'zk_max_file_descriptor_count'];
 /** envi keys both servers have (ZooKeeper adds java.*, Flotilla node.*). */
@@ -97,23 +108,26 @@ describe('four-letter words: Flotilla (3 members) and ZooKeeper 3.8.0 (standalon
   const ours = new Map<number, Map<Word, string>>();
   const theirs = new Map<Word, string>();
 
-  before(async () => {
-    [cluster, zookeeper] = await Promise.all([
-      FlotillaZkCluster.start({ size: 3, tickTimeMs: TICK_TIME_MS }),
-      zookeeperSkip === undefined ? startRealZooKeeper({ tickTimeMs: TICK_TIME_MS }) : Promise.resolve(undefined),
-    ]);
-    leader = await cluster.waitForLeader();
-    for (const id of cluster.cluster.ids) {
-      sessions.push(await RawSession.connect(cluster.address(id), { timeoutMs: CONNECT_TIMEOUT_MS }));
-      const answers = new Map<Word, string>();
-      for (const word of WORDS) answers.set(word, await cluster.fourLetter(id, word));
-      ours.set(id, answers);
-    }
-    if (zookeeper !== undefined) {
-      sessions.push(await RawSession.connect(zookeeper.connectString, { timeoutMs: CONNECT_TIMEOUT_MS }));
-      for (const word of WORDS) theirs.set(word, await fourLetter(zookeeper.host, zookeeper.port, word));
-    }
-  }, { timeout: 60_000 });
+  before(
+    async () => {
+      [cluster, zookeeper] = await Promise.all([
+        FlotillaZkCluster.start({ size: 3, tickTimeMs: TICK_TIME_MS }),
+        zookeeperSkip === undefined ? startRealZooKeeper({ tickTimeMs: TICK_TIME_MS }) : Promise.resolve(undefined),
+      ]);
+      leader = await cluster.waitForLeader();
+      for (const id of cluster.cluster.ids) {
+        sessions.push(await RawSession.connect(cluster.address(id), { timeoutMs: CONNECT_TIMEOUT_MS }));
+        const answers = new Map<Word, string>();
+        for (const word of WORDS) answers.set(word, await cluster.fourLetter(id, word));
+        ours.set(id, answers);
+      }
+      if (zookeeper !== undefined) {
+        sessions.push(await RawSession.connect(zookeeper.connectString, { timeoutMs: CONNECT_TIMEOUT_MS }));
+        for (const word of WORDS) theirs.set(word, await fourLetter(zookeeper.host, zookeeper.port, word));
+      }
+    },
+    { timeout: 60_000 },
+  );
 
   after(async () => {
     for (const session of sessions) session.close();
@@ -190,7 +204,12 @@ describe('four-letter words: Flotilla (3 members) and ZooKeeper 3.8.0 (standalon
       for (const id of cluster!.cluster.ids) {
         const got = srvrFields(answer(id, 'srvr'));
         assert.deepEqual([...got.keys()], [...want.keys()], `member ${id}: srvr's lines`);
-        assertSameShapes(got, want, [...want.keys()].filter((key) => !TEXT_FIELDS.has(key)), `member ${id} srvr`);
+        assertSameShapes(
+          got,
+          want,
+          [...want.keys()].filter((key) => !TEXT_FIELDS.has(key)),
+          `member ${id} srvr`,
+        );
       }
     });
 
@@ -199,7 +218,12 @@ describe('four-letter words: Flotilla (3 members) and ZooKeeper 3.8.0 (standalon
       for (const id of cluster!.cluster.ids) {
         const got = statParts(answer(id, 'stat'));
         assert.deepEqual([...got.fields.keys()], [...want.fields.keys()], `member ${id}: stat's fields`);
-        assertSameShapes(got.fields, want.fields, [...want.fields.keys()].filter((key) => !TEXT_FIELDS.has(key)), `member ${id} stat`);
+        assertSameShapes(
+          got.fields,
+          want.fields,
+          [...want.fields.keys()].filter((key) => !TEXT_FIELDS.has(key)),
+          `member ${id} stat`,
+        );
         assert.ok(want.clients.length >= 1 && got.clients.length >= 1, 'both list a client');
         assert.equal(shape(got.clients[0]!.replace(/\[\d+\]/, '[9]')), shape(want.clients[0]!.replace(/\[\d+\]/, '[9]')), `member ${id}: a client line`);
       }
@@ -213,7 +237,12 @@ describe('four-letter words: Flotilla (3 members) and ZooKeeper 3.8.0 (standalon
         const got = separated(answer(id, 'mntr'), '\t');
         const foreign = [...got.keys()].filter((key) => !want.has(key) && !LEADER_ONLY_MNTR_KEYS.includes(key));
         assert.deepEqual(foreign, [], `member ${id}: keys ZooKeeper does not have`);
-        assertSameShapes(got, want, [...got.keys()].filter((key) => want.has(key) && !TEXT_FIELDS.has(key)), `member ${id} mntr`);
+        assertSameShapes(
+          got,
+          want,
+          [...got.keys()].filter((key) => want.has(key) && !TEXT_FIELDS.has(key)),
+          `member ${id} mntr`,
+        );
       }
     });
 

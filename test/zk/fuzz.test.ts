@@ -219,7 +219,14 @@ function validRequests(): Request[] {
     { type: 'getChildren2', path: '/fz', watch: false },
     { type: 'sync', path: '/fz' },
     { type: 'check', path: '/fz', version: 0 },
-    { type: 'multi', ops: [{ type: 'create', opcode: OpCode.create, path: '/fz/m', data, acl: OPEN, flags: 0 }, { type: 'check', path: '/fz', version: -1 }, { type: 'delete', path: '/fz/m', version: -1 }] },
+    {
+      type: 'multi',
+      ops: [
+        { type: 'create', opcode: OpCode.create, path: '/fz/m', data, acl: OPEN, flags: 0 },
+        { type: 'check', path: '/fz', version: -1 },
+        { type: 'delete', path: '/fz/m', version: -1 },
+      ],
+    },
     { type: 'auth', authType: 0, scheme: 'digest', auth: new TextEncoder().encode('fuzz:fuzz') },
     { type: 'setWatches', relativeZxid: 1n, dataWatches: ['/fz'], existWatches: ['/fz/x'], childWatches: ['/fz'] },
   ];
@@ -310,7 +317,9 @@ test(`fuzz: garbage on the ZooKeeper port does not disturb a good client or the 
     const goodClient: GoodClient = good!;
     good = undefined;
     await goodClient.stop();
-    t.diagnostic(`good client: ${goodClient.roundTrips} round trips; after-handshake fuzzing: ${all.length} frames over ${result.sessions} sessions, ${answered} of ${truncatedRequests.length} truncated requests answered MARSHALLINGERROR`);
+    t.diagnostic(
+      `good client: ${goodClient.roundTrips} round trips; after-handshake fuzzing: ${all.length} frames over ${result.sessions} sessions, ${answered} of ${truncatedRequests.length} truncated requests answered MARSHALLINGERROR`,
+    );
     assert.deepEqual(goodClient.errors, [], 'the good client never saw an error');
     assert.ok(goodClient.roundTrips >= 10, `the good client kept working (${goodClient.roundTrips} round trips)`);
     assert.deepEqual(cluster.cluster.running(), cluster.cluster.ids, 'every member process is still running');

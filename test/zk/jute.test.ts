@@ -105,7 +105,14 @@ test('every request type survives an encode/decode round trip', () => {
     { type: 'getACL', path: '/a' },
     { type: 'setACL', path: '/a', acl, version: 0 },
     { type: 'sync', path: '/' },
-    { type: 'multi', ops: [{ type: 'create', opcode: 1, path: '/m', data: new Uint8Array(0), acl, flags: 0 }, { type: 'check', path: '/m', version: 0 }, { type: 'delete', path: '/m', version: 0 }] },
+    {
+      type: 'multi',
+      ops: [
+        { type: 'create', opcode: 1, path: '/m', data: new Uint8Array(0), acl, flags: 0 },
+        { type: 'check', path: '/m', version: 0 },
+        { type: 'delete', path: '/m', version: 0 },
+      ],
+    },
     { type: 'multi', ops: [] },
     { type: 'auth', authType: 0, scheme: 'digest', auth: new Uint8Array(Buffer.from('bob:secret')) },
     { type: 'setWatches', relativeZxid: 42n, dataWatches: ['/a'], existWatches: [], childWatches: ['/', '/b'] },
@@ -122,7 +129,10 @@ test('every request type survives an encode/decode round trip', () => {
 test('kazoo-style nulls: a -1 string reads as empty where strings are expected, and a null path is an error', () => {
   const auth = decodeRequest(hex('fffffffc 00000064 00000000 ffffffff 00000000'));
   assert.deepEqual(auth.request, { type: 'auth', authType: 0, scheme: '', auth: new Uint8Array(0) });
-  assert.throws(() => decodeRequest(hex('00000001 00000003 ffffffff 00')), (error: unknown) => error instanceof JuteError && /null/.test((error as Error).message));
+  assert.throws(
+    () => decodeRequest(hex('00000001 00000003 ffffffff 00')),
+    (error: unknown) => error instanceof JuteError && /null/.test((error as Error).message),
+  );
 });
 
 test('random and truncated request bodies only ever raise JuteError', () => {

@@ -17,10 +17,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import {
-  ACL, CreateMode, Event, Exception, Id, Permission, State, createClient,
-  type Client, type Stat, type Transaction, type TransactionResult,
-} from 'node-zookeeper-client';
+import { ACL, CreateMode, Event, Exception, Id, Permission, State, createClient, type Client, type Stat, type Transaction, type TransactionResult } from 'node-zookeeper-client';
 import { startCuttableProxy, startTarget, targetKinds, type TargetKind, targetSkipReason, type ZkTarget } from './target.js';
 
 const TICK_TIME_MS = 200;
@@ -36,7 +33,6 @@ const CLOCK_SLACK_MS = 10_000;
 
 const MANAGER_CLOSING = -1;
 const MANAGER_CLOSED = -2;
-
 
 // ---- A promise-shaped wrapper around one client ------------------------------------------
 
@@ -163,11 +159,15 @@ function watch(): { watcher: (event: Event) => void; fired: Promise<Event> } {
 }
 
 async function expectError(promise: Promise<unknown>, code: number, what: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof Exception, `${what}: expected a ZooKeeper exception, got ${String(error)}`);
-    assert.equal(error.getCode(), code, `${what}: expected code ${code}, got ${error.getCode()} (${error.getName()})`);
-    return true;
-  }, what);
+  await assert.rejects(
+    promise,
+    (error: unknown) => {
+      assert.ok(error instanceof Exception, `${what}: expected a ZooKeeper exception, got ${String(error)}`);
+      assert.equal(error.getCode(), code, `${what}: expected code ${code}, got ${error.getCode()} (${error.getName()})`);
+      return true;
+    },
+    what,
+  );
 }
 
 function sequenceSuffix(path: string, prefix: string): number {
@@ -265,7 +265,11 @@ function suite(kind: TargetKind): void {
 
         const stats = await Promise.all(['/modes/p', '/modes/e', ps, es].map(async (path) => (await zk.getData(path)).stat));
         const czxids = stats.map((stat) => long(stat.czxid));
-        assert.deepEqual([...czxids].sort((a, b) => (a < b ? -1 : 1)), czxids, 'czxids increase in creation order');
+        assert.deepEqual(
+          [...czxids].sort((a, b) => (a < b ? -1 : 1)),
+          czxids,
+          'czxids increase in creation order',
+        );
         const parent = (await zk.exists('/modes'))!;
         assert.equal(parent.numChildren, 4);
         assert.equal(parent.cversion, 4);
@@ -437,13 +441,13 @@ function suite(kind: TargetKind): void {
         await zk.create('/tx/kept', 'k0');
         await zk.setData('/tx/kept', 'k1'); // version 1: the client sends a version of 0 as -1
         await zk.create('/tx/doomed');
-        const { error, results } = await zk.commit(zk.client.transaction()
-          .create('/tx/new', Buffer.from('n'))
-          .check('/tx/kept', 1)
-          .setData('/tx/kept', Buffer.from('k2'), 1)
-          .remove('/tx/doomed', -1));
+        const { error, results } = await zk.commit(zk.client.transaction().create('/tx/new', Buffer.from('n')).check('/tx/kept', 1).setData('/tx/kept', Buffer.from('k2'), 1).remove('/tx/doomed', -1));
         assert.equal(error, undefined);
-        assert.deepEqual(results.map((result) => result.type), [1, 13, 5, 2], 'one result per op, by op code');
+        assert.deepEqual(
+          results.map((result) => result.type),
+          [1, 13, 5, 2],
+          'one result per op, by op code',
+        );
         assert.equal(results[0]!.path, '/tx/new');
         assert.equal(results[2]!.stat?.version, 2);
         assert.equal(await zk.getText('/tx/new'), 'n');
@@ -460,17 +464,18 @@ function suite(kind: TargetKind): void {
         await zk.create('/txf');
         await zk.create('/txf/x', 'x0');
         await zk.create('/txf/y');
-        const { error, results } = await zk.commit(zk.client.transaction()
-          .create('/txf/new')
-          .setData('/txf/x', Buffer.from('x1'), 7)
-          .remove('/txf/y'));
+        const { error, results } = await zk.commit(zk.client.transaction().create('/txf/new').setData('/txf/x', Buffer.from('x1'), 7).remove('/txf/y'));
         assert.ok(error instanceof Exception, 'the client reports the failure');
         assert.equal(error.getCode(), Exception.BAD_VERSION);
-        assert.deepEqual(results.map((result) => [result.type, result.err]), [
-          [-1, Exception.OK],
-          [-1, Exception.BAD_VERSION],
-          [-1, Exception.RUNTIME_INCONSISTENCY],
-        ], 'ops before the failure OK, the failing op its code, later ops RUNTIMEINCONSISTENCY');
+        assert.deepEqual(
+          results.map((result) => [result.type, result.err]),
+          [
+            [-1, Exception.OK],
+            [-1, Exception.BAD_VERSION],
+            [-1, Exception.RUNTIME_INCONSISTENCY],
+          ],
+          'ops before the failure OK, the failing op its code, later ops RUNTIMEINCONSISTENCY',
+        );
         assert.equal(await zk.exists('/txf/new'), null, 'the create was rolled back');
         assert.equal(await zk.getText('/txf/x'), 'x0');
         assert.ok((await zk.exists('/txf/y')) !== null, 'the remove was rolled back');
@@ -534,14 +539,16 @@ function suite(kind: TargetKind): void {
         await alice.create('/acl-secret', 'for alice', CreateMode.PERSISTENT, ACL.CREATOR_ALL_ACL);
         assert.equal(await alice.getText('/acl-secret'), 'for alice');
         const acls = await alice.getACL('/acl-secret');
-        assert.deepEqual(acls.map((acl) => [acl.permission, acl.id.scheme, acl.id.id]), [[Permission.ALL, 'digest', digestId('alice', 'secret')]],
-          'the auth scheme became the creator\'s digest identity');
+        assert.deepEqual(
+          acls.map((acl) => [acl.permission, acl.id.scheme, acl.id.id]),
+          [[Permission.ALL, 'digest', digestId('alice', 'secret')]],
+          "the auth scheme became the creator's digest identity",
+        );
         await expectError(anonymous.getData('/acl-secret'), Exception.NO_AUTH, 'getData without auth');
         await expectError(anonymous.setData('/acl-secret', 'x'), Exception.NO_AUTH, 'setData without auth');
         await expectError(anonymous.create('/acl-secret/child'), Exception.NO_AUTH, 'create a child without auth');
         await expectError(impostor.getData('/acl-secret'), Exception.NO_AUTH, 'getData with the wrong password');
-        await expectError(anonymous.create('/acl-nobody', null, CreateMode.PERSISTENT, ACL.CREATOR_ALL_ACL), Exception.INVALID_ACL,
-          'CREATOR_ALL_ACL from a session with no identity');
+        await expectError(anonymous.create('/acl-nobody', null, CreateMode.PERSISTENT, ACL.CREATOR_ALL_ACL), Exception.INVALID_ACL, 'CREATOR_ALL_ACL from a session with no identity');
         const readOnly = [new ACL(Permission.READ, new Id('world', 'anyone'))];
         await alice.create('/acl-read-only', 'r', CreateMode.PERSISTENT, readOnly);
         assert.equal(await anonymous.getText('/acl-read-only'), 'r');

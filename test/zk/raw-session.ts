@@ -17,16 +17,7 @@
 import { connect, type Socket } from 'node:net';
 import { OpCode, Xid } from '../../src/zk/constants.js';
 import { JuteReader } from '../../src/zk/jute.js';
-import {
-  decodeConnectResponse,
-  decodeReplyHeader,
-  encodeConnectRequest,
-  encodeRequest,
-  readWatcherEvent,
-  type ConnectResponse,
-  type ReplyHeader,
-  type Request,
-} from '../../src/zk/records.js';
+import { decodeConnectResponse, decodeReplyHeader, encodeConnectRequest, encodeRequest, readWatcherEvent, type ConnectResponse, type ReplyHeader, type Request } from '../../src/zk/records.js';
 
 /** The largest frame accepted from a server (ZooKeeper's own limit is 0xfffff). */
 const FRAME_BYTES_MAX = 4 << 20;
@@ -299,10 +290,13 @@ export class RawSession {
 
   private startKeepAlive(negotiatedMs: number): void {
     const idleMs = Math.max(50, Math.floor(negotiatedMs / 3));
-    this.pingTimer = setInterval(() => {
-      if (this.isClosed || Date.now() - this.lastSendMs < idleMs) return;
-      this.sendRaw(frame(encodeRequest(Xid.ping, { type: 'ping' })));
-    }, Math.max(25, Math.floor(idleMs / 2)));
+    this.pingTimer = setInterval(
+      () => {
+        if (this.isClosed || Date.now() - this.lastSendMs < idleMs) return;
+        this.sendRaw(frame(encodeRequest(Xid.ping, { type: 'ping' })));
+      },
+      Math.max(25, Math.floor(idleMs / 2)),
+    );
     this.pingTimer.unref();
   }
 

@@ -246,9 +246,17 @@ class ServerProcess {
   spawn(): void {
     const classPath = [ZOOKEEPER_JAR_PATH, ...(existsSync(SLF4J_SIMPLE_JAR_PATH) ? [SLF4J_SIMPLE_JAR_PATH] : [])].join(':');
     const java = [
-      JAVA_PATH, '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-XX:-UsePerfData', '-Xmx256m',
-      '-Dorg.slf4j.simpleLogger.showDateTime=true', '-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS',
-      '-cp', classPath, 'org.apache.zookeeper.server.ZooKeeperServerMain', this.configPath,
+      JAVA_PATH,
+      '-XX:TieredStopAtLevel=1',
+      '-XX:+UseSerialGC',
+      '-XX:-UsePerfData',
+      '-Xmx256m',
+      '-Dorg.slf4j.simpleLogger.showDateTime=true',
+      '-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS',
+      '-cp',
+      classPath,
+      'org.apache.zookeeper.server.ZooKeeperServerMain',
+      this.configPath,
     ];
     // detached: the shell leads a new process group, so one kill(-pid) reaches all of it.
     const child = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'real-zookeeper', this.dir, ...java], {

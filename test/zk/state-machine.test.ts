@@ -5,17 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  OUT_OF_ORDER,
-  ZkStateMachine,
-  decodeZkCommand,
-  decodeZkResult,
-  encodeZkCommand,
-  sessionIdBase,
-  type ZkApplyEvent,
-  type ZkCommand,
-  type ZkResult,
-} from '../../src/zk/state-machine.js';
+import { OUT_OF_ORDER, ZkStateMachine, decodeZkCommand, decodeZkResult, encodeZkCommand, sessionIdBase, type ZkApplyEvent, type ZkCommand, type ZkResult } from '../../src/zk/state-machine.js';
 import { pack } from '../../src/zk/tree-snapshot.js';
 import { CreateMode, Err, Perm } from '../../src/zk/constants.js';
 import type { Acl, Data, Id, WriteOp } from '../../src/zk/types.js';
@@ -57,7 +47,17 @@ class Driver {
   /** A write with the session's next seq (unless given), at time 1000 × index. */
   write(session: Session, ops: WriteOp[], options: { multi?: boolean; auth?: Id[]; seq?: number } = {}): ZkResult {
     const seq = options.seq ?? session.seq + 1;
-    const result = this.apply({ t: 'write', sessionId: session.id, owner: session.owner, seq, timeMs: 1000 * this.next, auth: options.auth ?? [localhost], ops, multi: options.multi ?? ops.length !== 1, origin: 'o' });
+    const result = this.apply({
+      t: 'write',
+      sessionId: session.id,
+      owner: session.owner,
+      seq,
+      timeMs: 1000 * this.next,
+      auth: options.auth ?? [localhost],
+      ops,
+      multi: options.multi ?? ops.length !== 1,
+      origin: 'o',
+    });
     if (result.t === 'write') session.seq = seq;
     return result;
   }
@@ -170,7 +170,14 @@ test('multi results, auth ACLs from the command, and the listener sees every app
   const d = new Driver();
   const s = d.open();
   const failed = d.write(s, [create('/a'), setData('/a', null, 7), del('/a')], { multi: true });
-  assert.deepEqual(failed, { t: 'write', results: [{ op: 'error', err: 0 }, { op: 'error', err: Err.badVersion }, { op: 'error', err: Err.runtimeInconsistency }] });
+  assert.deepEqual(failed, {
+    t: 'write',
+    results: [
+      { op: 'error', err: 0 },
+      { op: 'error', err: Err.badVersion },
+      { op: 'error', err: Err.runtimeInconsistency },
+    ],
+  });
   assert.deepEqual(d.events.at(-1)!.triggers, []);
   const single = d.write(s, [create('/solo', 0, null, [{ perms: Perm.all, id: { scheme: 'auth', id: '' } }])], { multi: true, auth: [localhost, bob] });
   assert.equal(single.t === 'write' && single.results[0]!.op, 'create');
@@ -178,7 +185,10 @@ test('multi results, auth ACLs from the command, and the listener sees every app
   assert.deepEqual(d.write(s, [setData('/solo', bytes('no'))]), { t: 'write', results: [{ op: 'error', err: Err.noAuth }] });
   assert.deepEqual(d.write(s, [], { multi: true }), { t: 'write', results: [] });
   assert.equal(d.events.length, 5);
-  assert.deepEqual(d.events.map((e) => e.zxid), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    d.events.map((e) => e.zxid),
+    [1, 2, 3, 4, 5],
+  );
   assert.equal(d.events[2]!.command?.t, 'write');
 });
 
@@ -253,12 +263,22 @@ test('restore(snapshot()) rebuilds exactly the state, and both go on alike', () 
   const index = d.next - 1;
   const copy = restored(snapshot, index + 3);
   assert.deepEqual(dump(copy), dump(d.machine));
-  assert.equal(copy.lastZxid, index, 'the runtime may snapshot past the last command the service saw; the zxid stays the last command\'s');
+  assert.equal(copy.lastZxid, index, "the runtime may snapshot past the last command the service saw; the zxid stays the last command's");
   const again = restored(copy.snapshot(), index + 3);
   assert.deepEqual(dump(again), dump(copy));
   // The same commands give the same results and the same state on both.
   const ops: ZkCommand[] = [
-    { t: 'write', sessionId: sessions[0]!.id, owner: 'm1:a', seq: sessions[0]!.seq + 1, timeMs: 5, auth: [localhost], ops: [create('/app/locks/l-', CreateMode.ephemeralSequential)], multi: false, origin: 'o' },
+    {
+      t: 'write',
+      sessionId: sessions[0]!.id,
+      owner: 'm1:a',
+      seq: sessions[0]!.seq + 1,
+      timeMs: 5,
+      auth: [localhost],
+      ops: [create('/app/locks/l-', CreateMode.ephemeralSequential)],
+      multi: false,
+      origin: 'o',
+    },
     { t: 'close', sessionId: sessions[1]!.id, reason: 'expire', origin: 'o' },
   ];
   let at = index + 4;
@@ -375,7 +395,14 @@ function checkTree(machine: ZkStateMachine): void {
 }
 
 const path = fc.constantFrom('/a', '/a/b', '/a/', '/a/b/c', '/e', '/e/x', '/', '/zookeeper', '/zookeeper/config', 'bad', '/a//b');
-const aclArb = fc.constantFrom<Acl[]>(open, [], [{ perms: Perm.read, id: anyone }], [{ perms: Perm.all, id: { scheme: 'auth', id: '' } }], [{ perms: Perm.all & ~Perm.delete, id: { scheme: 'ip', id: '127.0.0.0/8' } }], [{ perms: 31, id: { scheme: 'nope', id: '' } }]);
+const aclArb = fc.constantFrom<Acl[]>(
+  open,
+  [],
+  [{ perms: Perm.read, id: anyone }],
+  [{ perms: Perm.all, id: { scheme: 'auth', id: '' } }],
+  [{ perms: Perm.all & ~Perm.delete, id: { scheme: 'ip', id: '127.0.0.0/8' } }],
+  [{ perms: 31, id: { scheme: 'nope', id: '' } }],
+);
 const version = fc.integer({ min: -2, max: 2 });
 const data = fc.option(fc.uint8Array({ maxLength: 3 }), { nil: null });
 const writeOp: fc.Arbitrary<WriteOp> = fc.oneof(
@@ -424,7 +451,11 @@ test('a 50,000-node tree is snapshotted in many bounded steps, not one long paus
   for (let p = 0; p < 50; p++) {
     d.write(s, [create(`/p${p}`)]);
     for (let batch = 0; batch < 10; batch++) {
-      d.write(s, Array.from({ length: 100 }, (_, i) => create(`/p${p}/c${batch * 100 + i}`, 0, bytes('x'))), { multi: true });
+      d.write(
+        s,
+        Array.from({ length: 100 }, (_, i) => create(`/p${p}/c${batch * 100 + i}`, 0, bytes('x'))),
+        { multi: true },
+      );
     }
   }
   assert.ok(d.machine.tree.nodeCount > 50_000);

@@ -68,7 +68,31 @@ test('validatePath follows PathUtils: valid paths', () => {
 });
 
 test('validatePath follows PathUtils: invalid paths', () => {
-  const invalid = ['', 'a', 'a/b', '/a/', '//', '/a//b', '/.', '/..', '/a/.', '/a/..', '/./a', '/../a', '/a/./b', '/a\u0000b', '/\u0001', '/a\u001f', '/\u007f', '/\u009f', '/\ud83d\ude00', '/\ud800', '/\uf8ff', '/\ufff0', '/\uffff'];
+  const invalid = [
+    '',
+    'a',
+    'a/b',
+    '/a/',
+    '//',
+    '/a//b',
+    '/.',
+    '/..',
+    '/a/.',
+    '/a/..',
+    '/./a',
+    '/../a',
+    '/a/./b',
+    '/a\u0000b',
+    '/\u0001',
+    '/a\u001f',
+    '/\u007f',
+    '/\u009f',
+    '/\ud83d\ude00',
+    '/\ud800',
+    '/\uf8ff',
+    '/\ufff0',
+    '/\uffff',
+  ];
   for (const path of invalid) assert.notEqual(validatePath(path, false), undefined, JSON.stringify(path));
   for (const path of ['', 'a', '/a//', '//']) assert.notEqual(validatePath(path, true), undefined, JSON.stringify(path));
 });
@@ -139,7 +163,10 @@ test('validateAcl: INVALIDACL cases', () => {
 });
 
 test('validateAcl: valid lists, auth replaced by all digest ids, duplicates dropped', () => {
-  const ipAcl: Acl[] = [{ perms: Perm.read, id: { scheme: 'ip', id: '10.0.0.0/8' } }, { perms: Perm.read, id: { scheme: 'ip', id: '::1' } }];
+  const ipAcl: Acl[] = [
+    { perms: Perm.read, id: { scheme: 'ip', id: '10.0.0.0/8' } },
+    { perms: Perm.read, id: { scheme: 'ip', id: '::1' } },
+  ];
   assert.deepEqual(validateAcl(ipAcl, []), ipAcl);
   assert.deepEqual(validateAcl([{ perms: Perm.all, id: bob }], []), [{ perms: Perm.all, id: bob }]);
   const auth: Acl[] = [{ perms: Perm.read | Perm.admin, id: { scheme: 'auth', id: 'ignored' } }];
@@ -369,7 +396,10 @@ test('a multi sees its own earlier ops and applies them at one zxid', () => {
   const d = new Driver();
   const outcome = d.tree.transact([create('/a'), create('/a/b'), setData('/a/b', bytes('v'), 0), check('/a/b', 1), create('/a/s', CreateMode.persistentSequential)], d.context([localhost]));
   assert.equal(outcome.committed, true);
-  assert.deepEqual(outcome.results.map((r) => r.op), ['create', 'create', 'setData', 'check', 'create']);
+  assert.deepEqual(
+    outcome.results.map((r) => r.op),
+    ['create', 'create', 'setData', 'check', 'create'],
+  );
   for (const path of ['/a', '/a/b', '/a/s0000000001']) assert.equal(d.tree.stat(path)!.czxid, 1, path);
   assert.equal(d.tree.stat('/a/b')!.mzxid, 1);
   assert.deepEqual(outcome.triggers, [
@@ -406,12 +436,19 @@ test('a failed multi changes nothing, sequence counters included, and reports 0 
   const outcome = d.tree.transact(ops, d.context([localhost]));
   assert.equal(outcome.committed, false);
   assert.deepEqual(outcome.triggers, []);
-  assert.deepEqual(outcome.results, [0, 0, 0, 0, 0, 0, Err.badVersion, Err.runtimeInconsistency].map((err) => ({ op: 'error', err })));
+  assert.deepEqual(
+    outcome.results,
+    [0, 0, 0, 0, 0, 0, Err.badVersion, Err.runtimeInconsistency].map((err) => ({ op: 'error', err })),
+  );
   assert.deepEqual(dump(d.tree), before);
   assert.equal((d.ok(create('/q/s-', CreateMode.persistentSequential)) as { path: string }).path, '/q/s-0000000001');
   // The captured failure of §1.7: create ok, setData with a wrong version, delete.
   const captured = d.tree.transact([create('/hx'), setData('/hx', null, 5), del('/hx')], d.context([localhost]));
-  assert.deepEqual(captured.results, [{ op: 'error', err: 0 }, { op: 'error', err: -103 }, { op: 'error', err: -2 }]);
+  assert.deepEqual(captured.results, [
+    { op: 'error', err: 0 },
+    { op: 'error', err: -103 },
+    { op: 'error', err: -2 },
+  ]);
   assert.equal(d.tree.node('/hx'), undefined);
 });
 

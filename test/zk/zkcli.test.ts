@@ -10,7 +10,6 @@ import { startTarget, targetKinds, type TargetKind, targetSkipReason, type ZkTar
 const TEST_TIMEOUT_MS = 60_000;
 const ZKCLI_TIMEOUT_MS = 30_000;
 
-
 /** The outputs of a run that must have completed, one per command. */
 function outputsOf(result: ZkCliResult, count: number): ZkCliResult['commands'] {
   const context = `zkCli run:\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
@@ -28,11 +27,21 @@ function sequenceSuffix(path: string | undefined, prefix: string): number {
 
 describe('zkCli output parsers', () => {
   it('parseStat, parseLs and parseCreated read what zkCli 3.8 prints', () => {
-    const stat = parseStat([
-      'cZxid = 0x2', 'ctime = Fri Nov 27 20:45:23 UTC 2026', 'mZxid = 0x3', 'mtime = Fri Nov 27 20:45:23 UTC 2026',
-      'pZxid = 0x2', 'cversion = 0', 'dataVersion = 1', 'aclVersion = 0', 'ephemeralOwner = 0x100008eec060000',
-      'dataLength = 1', 'numChildren = 0',
-    ].join('\n'));
+    const stat = parseStat(
+      [
+        'cZxid = 0x2',
+        'ctime = Fri Nov 27 20:45:23 UTC 2026',
+        'mZxid = 0x3',
+        'mtime = Fri Nov 27 20:45:23 UTC 2026',
+        'pZxid = 0x2',
+        'cversion = 0',
+        'dataVersion = 1',
+        'aclVersion = 0',
+        'ephemeralOwner = 0x100008eec060000',
+        'dataLength = 1',
+        'numChildren = 0',
+      ].join('\n'),
+    );
     assert.ok(stat !== undefined);
     assert.equal(stat.cZxid, 2n);
     assert.equal(stat.mZxid, 3n);
@@ -127,7 +136,7 @@ function suite(kind: TargetKind): void {
         assert.deepEqual(parseLs(outputsOf(next, 1)[0]!.stdout)?.sort(), ['s-0000000001', 'zookeeper']);
       });
 
-      it('errors print the messages zkCli users know; the exit status is the last command\'s', { timeout: TEST_TIMEOUT_MS }, async () => {
+      it("errors print the messages zkCli users know; the exit status is the last command's", { timeout: TEST_TIMEOUT_MS }, async () => {
         const commands = [
           'create /err "x"',
           'create /err "again"',
@@ -142,18 +151,21 @@ function suite(kind: TargetKind): void {
         ];
         const result = await runZkCli(connectString(), commands, { timeoutMs: ZKCLI_TIMEOUT_MS });
         const out = outputsOf(result, commands.length);
-        assert.deepEqual(out.map((output) => output.stderr), [
-          'Created /err',
-          'Node already exists: /err',
-          'Created /err/child',
-          'Node not empty: /err',
-          'version No is not valid : /err',
-          'Created /err-eph',
-          'Ephemerals cannot have children: /err-eph/child',
-          'Created /err-null',
-          '',
-          'Node does not exist: /err-missing',
-        ]);
+        assert.deepEqual(
+          out.map((output) => output.stderr),
+          [
+            'Created /err',
+            'Node already exists: /err',
+            'Created /err/child',
+            'Node not empty: /err',
+            'version No is not valid : /err',
+            'Created /err-eph',
+            'Ephemerals cannot have children: /err-eph/child',
+            'Created /err-null',
+            '',
+            'Node does not exist: /err-missing',
+          ],
+        );
         assert.equal(out[8]!.stdout, 'null', 'a node created without data has null data, printed as "null"');
         assert.equal(result.code, 1, 'the last command failed');
       });

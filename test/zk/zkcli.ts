@@ -157,14 +157,12 @@ const WATCHED_EVENT_LINE = /^WatchedEvent state:\S+ type:\S+ path:\S*/;
 const WATCHER_BANNER = '\nWATCHER::\n\n';
 const STDERR_NOISE = /^SLF4J: /;
 
-function splitOutput(
-  stdoutRaw: string,
-  stderrRaw: string,
-  commands: readonly string[],
-  markerPath: (index: number) => string,
-  complete: boolean,
-): ZkCliCommandOutput[] {
-  const stdoutLines = stdoutRaw.split(WATCHER_BANNER).join('').split('\n').filter((line) => !WATCHED_EVENT_LINE.test(line));
+function splitOutput(stdoutRaw: string, stderrRaw: string, commands: readonly string[], markerPath: (index: number) => string, complete: boolean): ZkCliCommandOutput[] {
+  const stdoutLines = stdoutRaw
+    .split(WATCHER_BANNER)
+    .join('')
+    .split('\n')
+    .filter((line) => !WATCHED_EVENT_LINE.test(line));
   const stderrLines = stderrRaw.split('\n').filter((line) => !STDERR_NOISE.test(line));
   const isVersion = (line: string) => VERSION_LINE.test(line);
   const stderrMarker = (index: number) => stderrLines.indexOf(`Node does not exist: ${markerPath(index)}`);

@@ -204,7 +204,14 @@ export interface TurnOptions extends WaitOptions {
  * The herd-free wait of §4.1: list the children without a watch; if a predecessor exists,
  * exists-watch only it, and on its event list again. Each deletion wakes one waiter.
  */
-export async function waitForTurn(client: ZkClient, parent: string, myName: string, kinds: readonly string[], predecessor: PredecessorRule, options: TurnOptions = {}): Promise<'ready' | 'timeout' | 'cancelled'> {
+export async function waitForTurn(
+  client: ZkClient,
+  parent: string,
+  myName: string,
+  kinds: readonly string[],
+  predecessor: PredecessorRule,
+  options: TurnOptions = {},
+): Promise<'ready' | 'timeout' | 'cancelled'> {
   const mine = parseSequenceNode(myName, kinds);
   assert(mine !== undefined, `${myName} is a sequence node of ${kinds.join('|')}`);
   // Each round ends with a lower node gone (or a spurious data event on one), and lower

@@ -123,7 +123,14 @@ export class ReadyConfig {
   private async readKeys(): Promise<Config> {
     const keys = (await retrying(this.client, () => this.client.getChildren(this.configPath))).sort();
     // Pipelined reads; a key deleted meanwhile means ready's watch has fired already.
-    const values = await Promise.all(keys.map((key) => this.client.getData(`${this.configPath}/${key}`).then((reply) => reply.data, (error: unknown) => (isZkError(error, Err.noNode) ? null : Promise.reject(error)))));
+    const values = await Promise.all(
+      keys.map((key) =>
+        this.client.getData(`${this.configPath}/${key}`).then(
+          (reply) => reply.data,
+          (error: unknown) => (isZkError(error, Err.noNode) ? null : Promise.reject(error)),
+        ),
+      ),
+    );
     return new Map(keys.map((key, i) => [key, values[i]!] as const));
   }
 }
