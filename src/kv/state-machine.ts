@@ -56,7 +56,7 @@ export class KvStateMachine implements ReplicatedService {
   apply(command: Uint8Array, index: Index): Uint8Array {
     assert(index > this.applied, `entries apply in log order: ${index} after ${this.applied}`);
     this.applied = index;
-    let decoded;
+    let decoded: ReturnType<typeof decodeCommand>;
     try {
       decoded = decodeCommand(command);
     } catch (error) {

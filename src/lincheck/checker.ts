@@ -26,7 +26,10 @@ export function partitionHistory<S, I, O>(model: Model<S, I, O>, history: readon
   for (const operation of history) {
     const key = noPartition || model.partitionKey === undefined ? '' : model.partitionKey(operation.input);
     let group = byKey.get(key);
-    if (group === undefined) byKey.set(key, (group = []));
+    if (group === undefined) {
+      group = [];
+      byKey.set(key, group);
+    }
     group.push(operation);
   }
   const keys = [...byKey.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -83,5 +83,5 @@ export function describeResult<S, I, O>(model: Model<S, I, O>, result: CheckResu
   } else if (result.partitions.length === 1 && failing === undefined) {
     lines.push(`Outcome: ${describeOutcome(result.partitions[0]!.outcome)}, ${result.partitions[0]!.stats.steps} steps`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -29,7 +29,9 @@ function timeRanks<I, O>(operations: readonly Operation<I, O>[]): { rankOf: Map<
   }
   const sorted = [...times].sort((a, b) => a - b);
   const rankOf = new Map<number, number>();
-  sorted.forEach((time, rank) => rankOf.set(time, rank));
+  sorted.forEach((time, rank) => {
+    rankOf.set(time, rank);
+  });
   return { rankOf, ranks: sorted.length + 1 };
 }
 
@@ -72,7 +74,9 @@ function drawPartition<S, I, O>(model: Model<S, I, O>, partition: PartitionResul
   const { rankOf, ranks } = timeRanks(operations);
   const { placed, rows } = placeOperations(operations, rankOf, ranks);
   const order = new Map<number, number>();
-  partition.linearization.forEach((index, position) => order.set(index, position));
+  partition.linearization.forEach((index, position) => {
+    order.set(index, position);
+  });
   const unplaceable = new Set(partition.unplaceable);
   const rowTop = new Map<number, number>();
   let top = 0;

@@ -17,8 +17,8 @@
 // and can be suspended after any number of steps, so the checker can interleave partitions.
 
 import { assert } from '../stdx/assert.js';
-import type { Model, Operation, PartitionOutcome, SearchStats } from './types.js';
-import { MemoryBudget, StateInterner, TransitionTable, VisitedSet, mix32, transitionIllegal, transitionMissing, visitedFull, visitedInserted } from './tables.js';
+import type { Model, Operation, SearchStats } from './types.js';
+import { type MemoryBudget, StateInterner, TransitionTable, VisitedSet, mix32, transitionIllegal, transitionMissing, visitedFull, visitedInserted } from './tables.js';
 
 /** A transition could not be cached because the memory budget is exhausted. */
 const transitionNoMemory = -3;

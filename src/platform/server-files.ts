@@ -2,7 +2,7 @@
 // and secret files, directory sizes for /status, and log files. The durable Raft state
 // itself goes through io.Disk (fs-disk.ts), never through here.
 
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type Dirent, type WriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
@@ -42,7 +42,7 @@ export async function directoryBytes(path: string): Promise<number> {
   const pending = [resolve(path)];
   while (pending.length > 0 && visited < DIRECTORY_ENTRIES_MAX) {
     const dir = pending.pop()!;
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch {

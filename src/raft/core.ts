@@ -298,7 +298,7 @@ export class RaftCore {
     if (ready.snapshot !== undefined) {
       if (ready.applySnapshot) this.log.appliedSnapshot(ready.snapshot.meta.index);
       else this.log.compact(ready.snapshot.meta.index);
-      this.membershipHistory = this.membershipHistory.filter((h, i, all) => i === all.length - 1 || all[i + 1]!.index > this.log.snapshotIndex);
+      this.membershipHistory = this.membershipHistory.filter((_h, i, all) => i === all.length - 1 || all[i + 1]!.index > this.log.snapshotIndex);
     }
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);

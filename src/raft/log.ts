@@ -27,7 +27,9 @@ export class RaftLog {
     this.snapshotIndex = snapshotIndex;
     this.snapshotTerm = snapshotTerm;
     this.entries = [...entries];
-    entries.forEach((entry, i) => assert(entry.index === snapshotIndex + 1 + i, 'persisted entries are contiguous'));
+    entries.forEach((entry, i) => {
+      assert(entry.index === snapshotIndex + 1 + i, 'persisted entries are contiguous');
+    });
     this.stableIndex = this.lastIndex();
     this.committed = index(Math.max(snapshotIndex, Math.min(committed, this.lastIndex())));
     this.applied = snapshotIndex;

@@ -112,8 +112,8 @@ export class WalStorage implements RaftStorage {
   }
 
   /** Writes the snapshot file (if any) and builds the WAL write for the rest. */
-  private async prepare(wal: Wal, update: StorageUpdate): Promise<WalWrite> {
-    let truncateAfterIndex: number | undefined = undefined;
+  private async prepare(_wal: Wal, update: StorageUpdate): Promise<WalWrite> {
+    let truncateAfterIndex: number | undefined;
     if (update.snapshot !== undefined) {
       const meta = update.snapshot.meta;
       await this.snapshots.save(meta.index, encodeSnapshot(update.snapshot));

@@ -38,7 +38,7 @@ export async function recoverSegments(disk: Disk, dir: string): Promise<Recovere
   const events: RecoveryEvent[] = [];
   const ids = await listSegments(disk, dir, events);
   const segments: SegmentInfo[] = [];
-  let model: LogModel | undefined = undefined;
+  let model: LogModel | undefined;
   for (const [position, id] of ids.entries()) {
     const file = `${dir}/${segmentName(id)}`;
     const isLast = position === ids.length - 1;

@@ -18,7 +18,7 @@ import { assert } from '../stdx/assert.js';
 import { DiskError, type Disk, type DiskFile } from '../io/disk.js';
 import { StorageError, type RecoveryEvent } from './errors.js';
 import { RecordType, encodeRecord, u64Bytes } from './record.js';
-import { LogModel, encodeSegmentHeader, segmentName, type SegmentId, type WalEntry } from './segment.js';
+import { encodeSegmentHeader, segmentName, type SegmentId, type WalEntry } from './segment.js';
 import { recoverSegments, type SegmentInfo } from './recovery.js';
 
 export interface WalOptions {
@@ -285,7 +285,7 @@ export class Wal {
       'write-failed',
       file,
       undefined,
-      `writing the log failed (${cause}); nothing after the last successful sync is acknowledged. ` + 'Restart the member: recovery keeps exactly what reached the disk.',
+      `writing the log failed (${cause}); nothing after the last successful sync is acknowledged. Restart the member: recovery keeps exactly what reached the disk.`,
     );
     const waiting = [...batch, ...this.queue];
     this.queue = [];

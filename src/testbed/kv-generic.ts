@@ -4,7 +4,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Clerk } from './kv-clerk.js';
-import { KvCluster, electionTimeoutMs } from './kv-cluster.js';
+import { type KvCluster, electionTimeoutMs } from './kv-cluster.js';
 import { TestFailure } from './raft-cluster.js';
 
 export interface GenericParams {

@@ -12,7 +12,7 @@
 // and writes are checked for linearizability against a register at the end.
 
 import { Prng } from '../stdx/prng.js';
-import { type NodeId } from '../stdx/types.js';
+import type { NodeId } from '../stdx/types.js';
 import type { YieldToHost } from '../sim/scheduler.js';
 import type { RaftConfig } from '../raft/config.js';
 import { check, registerModel, type Operation, type RegisterInput, type RegisterOutput } from '../lincheck/index.js';

@@ -88,7 +88,9 @@ function encodePeer(message: PeerMessage): Uint8Array {
       const out = new Uint8Array(1 + 8 * message.sessionIds.length);
       out[0] = peerTag.touch;
       const view = new DataView(out.buffer);
-      message.sessionIds.forEach((id, k) => view.setFloat64(1 + 8 * k, id));
+      message.sessionIds.forEach((id, k) => {
+        view.setFloat64(1 + 8 * k, id);
+      });
       return out;
     }
     default:
@@ -963,7 +965,7 @@ class ZkSimulation {
   }
 
   /** A live client running `body`; it keeps pinging until the healed phase closes its session. */
-  private async withClient(running: () => boolean, body: (client: ZkClient) => Promise<void>): Promise<void> {
+  private async withClient(_running: () => boolean, body: (client: ZkClient) => Promise<void>): Promise<void> {
     const client = this.newClient(liveSessionTimeoutMs);
     this.closers.push(client);
     this.spawn(client.keepAlive(() => this.keepersOn));
@@ -1043,7 +1045,9 @@ class ZkSimulation {
       const data = Array.from({ length: 1 + prng.int(3) }, () => `c${client.id}.${++tag}`);
       const batch = data.map((text): WriteOp[] => [{ op: 'create', path: `${sequencePath}/n-`, data: encodeText(text), acl: openAclUnsafe, flags: CreateMode.persistentSequential, withStat: false }]);
       const outcomes = await client.writePipelined(batch);
-      outcomes.forEach((outcome, k) => this.sequenceAck(client, data[k]!, outcome));
+      outcomes.forEach((outcome, k) => {
+        this.sequenceAck(client, data[k]!, outcome);
+      });
     }
   }
 
@@ -1220,11 +1224,14 @@ class ZkSimulation {
 
   private describeConvergence(): string {
     const lines = [`keepers' sessions ${JSON.stringify(this.keeperSessions())}`];
-    this.cluster.services.forEach((service, i) => {
-      if (service === undefined) return void lines.push(`member ${i} down`);
+    for (const [i, service] of this.cluster.services.entries()) {
+      if (service === undefined) {
+        lines.push(`member ${i} down`);
+        continue;
+      }
       const sessions = [...service.machine.sessions()].map((s) => `${s.sessionId}(client ${this.sessionClients.get(s.sessionId)?.id ?? '?'}, ${s.timeoutMs} ms)`);
       lines.push(`member ${i}: applied ${service.replica.raft.status().applied}, sessions ${sessions.join(' ')}`);
-    });
+    }
     return lines.join('\n  ');
   }
 
@@ -1246,7 +1253,7 @@ class ZkSimulation {
     const client = this.sessionClients.get(sessionId);
     // Short sessions (the abandoning clients') may expire under faults while their client
     // still pings: a leader change or a partition outlasts 1–2 s. Only live ones are held to it.
-    if (client !== undefined && client.alive && client.sessionId === sessionId && client.timeoutMs >= liveSessionTimeoutMs) {
+    if (client?.alive && client.sessionId === sessionId && client.timeoutMs >= liveSessionTimeoutMs) {
       this.cluster.violation(`sessions: the session ${sessionId} of live client ${client.id} (timeout ${client.timeoutMs} ms, member ${client.memberIndex}) expired at zxid ${event.zxid}`);
     }
   }

@@ -63,11 +63,9 @@ export function answerFourLetterWord(word: string, facts: () => ServerFacts): st
         .conf.map(([key, value]) => `${key}=${value}\n`)
         .join('');
     case 'cons':
-      return (
-        facts()
-          .connections.map((c) => ` /${c.remote}[1](queued=${c.queued},recved=${c.received},sent=${c.sent}${c.sessionId === 0 ? '' : `,sid=${sessionHex(c.sessionId)}`})\n`)
-          .join('') + '\n'
-      );
+      return `${facts()
+        .connections.map((c) => ` /${c.remote}[1](queued=${c.queued},recved=${c.received},sent=${c.sent}${c.sessionId === 0 ? '' : `,sid=${sessionHex(c.sessionId)}`})\n`)
+        .join('')}\n`;
     case 'wchs': {
       const f = facts();
       const watching = new Set<number>();
@@ -81,14 +79,17 @@ export function answerFourLetterWord(word: string, facts: () => ServerFacts): st
       for (const [path, sessions] of facts().watches) {
         for (const id of sessions) {
           let paths = bySession.get(id);
-          if (paths === undefined) bySession.set(id, (paths = []));
+          if (paths === undefined) {
+            paths = [];
+            bySession.set(id, paths);
+          }
           paths.push(path);
         }
       }
       return [...bySession].map(([id, paths]) => `${sessionHex(id)}\n${paths.map((path) => `\t${path}\n`).join('')}`).join('');
     }
     case 'envi':
-      return ['Environment:', `zookeeper.version=${claimedVersion}, built on flotilla`, ...facts().environment.map(([key, value]) => `${key}=${value}`)].join('\n') + '\n';
+      return `${['Environment:', `zookeeper.version=${claimedVersion}, built on flotilla`, ...facts().environment.map(([key, value]) => `${key}=${value}`)].join('\n')}\n`;
     default:
       return `${word} is not executed because it is not in the whitelist.\n`;
   }
@@ -108,12 +109,12 @@ function summary(f: ServerFacts): string[] {
 }
 
 function srvr(f: ServerFacts): string {
-  return [versionLine, ...summary(f)].join('\n') + '\n';
+  return `${[versionLine, ...summary(f)].join('\n')}\n`;
 }
 
 function stat(f: ServerFacts): string {
   const clients = f.connections.map((c) => ` /${c.remote}[1](queued=${c.queued},recved=${c.received},sent=${c.sent})`);
-  return [versionLine, 'Clients:', ...clients, '', ...summary(f)].join('\n') + '\n';
+  return `${[versionLine, 'Clients:', ...clients, '', ...summary(f)].join('\n')}\n`;
 }
 
 function mntr(f: ServerFacts): string {

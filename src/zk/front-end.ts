@@ -15,7 +15,7 @@
 
 import { Err, EventType, KeeperState, OpCode, Perm, Xid, type EventTypeCode } from './constants.js';
 import { checkAcl, maskAcl } from './acl.js';
-import { JuteError, JuteWriter } from './jute.js';
+import { JuteError, type JuteWriter } from './jute.js';
 import {
   decodeConnectRequest,
   decodeRequest,
@@ -257,7 +257,7 @@ class ZkConnection implements Watcher {
   // --- handshake (§1.3) -------------------------------------------------------------
 
   private handshake(body: Uint8Array): void {
-    let request;
+    let request: ReturnType<typeof decodeConnectRequest>;
     try {
       request = decodeConnectRequest(body);
     } catch (error) {
@@ -306,7 +306,7 @@ class ZkConnection implements Watcher {
   // --- requests -------------------------------------------------------------------------
 
   private request(body: Uint8Array): void {
-    let frame;
+    let frame: ReturnType<typeof decodeRequest>;
     try {
       frame = decodeRequest(body);
     } catch (error) {
@@ -547,7 +547,7 @@ class ZkConnection implements Watcher {
    * Re-arms the watches a reconnecting client had (§2.1, DataTree.setWatches), firing at
    * once those whose change it missed; the notifications precede the reply.
    */
-  private setWatches(xid: number, relativeZxid: bigint, data: readonly string[], exist: readonly string[], child: readonly string[]): Uint8Array {
+  private setWatches(_xid: number, relativeZxid: bigint, data: readonly string[], exist: readonly string[], child: readonly string[]): Uint8Array {
     const tree = this.front.service.machine.tree;
     const watches = this.front.service.watches;
     const seen = Number(relativeZxid);

@@ -15,7 +15,7 @@
 // connection on either, as ZooKeeper does when a server loses its leader, and the client
 // reconnects and learns what happened from the tree.
 
-import type { Clock, Timer } from '../io/clock.js';
+import type { Timer } from '../io/clock.js';
 import type { NodeId } from '../stdx/types.js';
 import { ReadError } from '../runtime/node.js';
 import { Replica, ReplicaError, type ReplicaOptions } from '../runtime/replica.js';

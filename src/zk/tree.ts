@@ -291,13 +291,17 @@ class TreeState {
 
   private addEphemeral(session: number, path: string): void {
     let paths = this.ephemeralPaths.get(session);
-    if (paths === undefined) this.ephemeralPaths.set(session, (paths = new Set()));
+    if (paths === undefined) {
+      paths = new Set();
+      this.ephemeralPaths.set(session, paths);
+    }
     paths.add(path);
   }
 
   private removeEphemeral(session: number, path: string): void {
     const paths = this.ephemeralPaths.get(session);
-    assert(paths !== undefined && paths.has(path), 'an ephemeral node is indexed under its owner');
+    assert(paths !== undefined, 'an ephemeral node is indexed under its owner');
+    assert(paths.has(path), 'an ephemeral node is indexed under its owner');
     paths.delete(path);
     if (paths.size === 0) this.ephemeralPaths.delete(session);
   }
@@ -578,7 +582,10 @@ export class DataTree {
       }
       if (node.ephemeralOwner !== 0) {
         let paths = state.ephemeralPaths.get(node.ephemeralOwner);
-        if (paths === undefined) state.ephemeralPaths.set(node.ephemeralOwner, (paths = new Set()));
+        if (paths === undefined) {
+          paths = new Set();
+          state.ephemeralPaths.set(node.ephemeralOwner, paths);
+        }
         paths.add(path);
       }
     }

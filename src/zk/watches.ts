@@ -66,7 +66,10 @@ export class WatchManager {
     for (const table of [this.data, this.child]) {
       for (const [path, watchers] of table.entries()) {
         let sessions = out.get(path);
-        if (sessions === undefined) out.set(path, (sessions = new Set()));
+        if (sessions === undefined) {
+          sessions = new Set();
+          out.set(path, sessions);
+        }
         for (const watcher of watchers) sessions.add(watcher.watcherSessionId);
       }
     }
@@ -83,11 +86,17 @@ class WatchTable {
 
   add(path: string, watcher: Watcher): void {
     let watchers = this.byPath.get(path);
-    if (watchers === undefined) this.byPath.set(path, (watchers = new Set()));
+    if (watchers === undefined) {
+      watchers = new Set();
+      this.byPath.set(path, watchers);
+    }
     if (watchers.has(watcher)) return;
     watchers.add(watcher);
     let paths = this.byWatcher.get(watcher);
-    if (paths === undefined) this.byWatcher.set(watcher, (paths = new Set()));
+    if (paths === undefined) {
+      paths = new Set();
+      this.byWatcher.set(watcher, paths);
+    }
     paths.add(path);
     this.size++;
   }

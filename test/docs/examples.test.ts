@@ -122,7 +122,7 @@ test('flotilla mr run on the shipped Gutenberg texts equals mr seq', { timeout: 
   const merged = outputs.flatMap((name) => readFileSync(join(dir, 'wc', name), 'utf8').split('\n')).filter((line) => line !== '');
   merged.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const reference = readFileSync(join(dir, 'wc-seq', 'mr-out-0'), 'utf8');
-  assert.equal(merged.join('\n') + '\n', reference);
+  assert.equal(`${merged.join('\n')}\n`, reference);
   assert.equal(merged.length, 22_107);
   assert.ok(merged.includes('A 509') && merged.includes('the 29748'));
 });

@@ -61,8 +61,12 @@ async function onePartition(cfg: KvCluster): Promise<string> {
   await cfg.check(ckp1, '1', '14');
   // "no progress in minority": neither call may complete within 1 s.
   const done = { put: false, get: false };
-  const putInMinority = cfg.put(ckp2a, '1', '15').then(() => void (done.put = true));
-  const getInMinority = cfg.get(ckp2b, '1').then(() => void (done.get = true));
+  const putInMinority = cfg.put(ckp2a, '1', '15').then(() => {
+    done.put = true;
+  });
+  const getInMinority = cfg.get(ckp2b, '1').then(() => {
+    done.get = true;
+  });
   await cfg.sleep(1000);
   if (done.put) throw new TestFailure('Put in minority completed');
   if (done.get) throw new TestFailure('Get in minority completed');

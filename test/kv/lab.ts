@@ -24,7 +24,7 @@ export interface KvTestOptions extends Omit<KvClusterOptions, 'seed' | 'yieldToH
 /** The verdicts of this file's histories so far. */
 const verdicts = { ok: 0, unknown: 0 };
 
-export function kvTest(name: string, servers: number, options: KvTestOptions, body: (cfg: KvCluster) => Promise<string | void>): void {
+export function kvTest(name: string, servers: number, options: KvTestOptions, body: (cfg: KvCluster) => Promise<unknown>): void {
   test(name, { timeout: labRealTimeoutMs }, async (t) => {
     const seed = seedFor(name);
     const cfg = new KvCluster(servers, { ...options, seed, yieldToHost });

@@ -41,7 +41,7 @@ test('lincheck: exit status follows the verdict, and --html writes the page', ()
 });
 
 test('lincheck: bad input is reported with its line, and exits 3', () => {
-  const io = fakeIo({ 'broken.jsonl': good + '{"client": 0}\n' });
+  const io = fakeIo({ 'broken.jsonl': `${good}{"client": 0}\n` });
   assert.equal(runLincheck('broken.jsonl', options, io), exitBadInput);
   assert.match(io.err, /broken\.jsonl:3:/);
   assert.equal(runLincheck('missing.jsonl', options, io), exitBadInput);

@@ -25,7 +25,11 @@ class ManualClock implements Clock {
   setTimer(delayMs: number, fn: () => void): Timer {
     const timer = { at: this.now + delayMs, fn, cancelled: false };
     this.timers.push(timer);
-    return { cancel: () => void (timer.cancelled = true) };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
   async advance(ms: number): Promise<void> {
     const end = this.now + ms;
@@ -184,7 +188,7 @@ test('another entry committed at the proposal index: dropped (not applied)', asy
 class CounterService implements ReplicatedService {
   count = 0;
   restoredAt = 0;
-  apply(command: Uint8Array): Uint8Array {
+  apply(_command: Uint8Array): Uint8Array {
     this.count++;
     return Buffer.from(String(this.count));
   }
@@ -243,14 +247,18 @@ test('a service with beginSnapshot() is snapshotted a step per host turn, at the
   const storage = new MemoryStorage();
   const machine = new KvStateMachine();
   let yields = 0;
-  let held: (() => void) | undefined = undefined;
+  let held: (() => void) | undefined;
   let holding = false;
   // Counts the turns; while `holding`, keeps the step instead of scheduling it.
   const yieldToHost: YieldToHost = (fn) => {
     yields++;
     if (!holding) return clock.setTimer(0, fn);
     held = fn;
-    return { cancel: () => void (held = undefined) };
+    return {
+      cancel: () => {
+        held = undefined;
+      },
+    };
   };
   const options = {
     config: { id: nodeId(1), voters: [nodeId(1)], ...defaultTiming, noopOnElection: true },

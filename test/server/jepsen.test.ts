@@ -20,7 +20,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { check, describeResult, etcdModel, kvModel, type EtcdInput, type EtcdOutput, type KvInput, type KvOutput, type Operation } from '../../src/lincheck/index.js';
-import { ClientError, FlotillaClient, OutcomeUnknownError } from '../../src/server/client.js';
+import { ClientError, type FlotillaClient, OutcomeUnknownError } from '../../src/server/client.js';
 import { getText, sleep, TestCluster, waitFor, Writers } from './helpers.js';
 
 const RUN_MS = Number(process.env['JEPSEN_RUN_MS'] ?? 30_000);
@@ -179,8 +179,16 @@ async function runClient(client: FlotillaClient, reader: FlotillaClient, clientI
     const key = KV_KEYS[random(KV_KEYS.length)]!;
     const unique = `${clientId}.${n};`;
     if (choice < 3) await record(history.kv, history, clientId, { kind: 'get', key }, async () => (await getText(reader, key)) ?? '');
-    else if (choice < 4) await record(history.kv, history, clientId, { kind: 'put', key, value: unique }, async () => (await client.put(key, unique), ''));
-    else if (choice < 6) await record(history.kv, history, clientId, { kind: 'append', key, value: unique }, async () => (await client.append(key, unique), ''));
+    else if (choice < 4)
+      await record(history.kv, history, clientId, { kind: 'put', key, value: unique }, async () => {
+        await client.put(key, unique);
+        return '';
+      });
+    else if (choice < 6)
+      await record(history.kv, history, clientId, { kind: 'append', key, value: unique }, async () => {
+        await client.append(key, unique);
+        return '';
+      });
     else await casStep(client, reader, clientId, history, clientId * 1_000_000 + n, random(3));
     await sleep(5 + random(20));
   }
@@ -194,7 +202,10 @@ async function runClient(client: FlotillaClient, reader: FlotillaClient, clientI
  */
 async function casStep(client: FlotillaClient, reader: FlotillaClient, clientId: number, history: History, value: number, kind: number): Promise<void> {
   if (kind === 0) {
-    await record(history.cas, history, clientId, { kind: 'write', value }, async () => (await client.put(CAS_KEY, String(value)), true));
+    await record(history.cas, history, clientId, { kind: 'write', value }, async () => {
+      await client.put(CAS_KEY, String(value));
+      return true;
+    });
     return;
   }
   let version = 0;

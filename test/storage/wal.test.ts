@@ -174,7 +174,7 @@ async function writeUntilCrash(sim: SimSetup, wal: Wal, prng: Prng, writers: num
 
 function randomWrite(lastIndex: number, prng: Prng, tag: string) {
   const records: ModelRecord[] = [];
-  let truncateAfterIndex: number | undefined = undefined;
+  let truncateAfterIndex: number | undefined;
   if (prng.chance(0.03)) {
     truncateAfterIndex = lastIndex + prng.range(-2, 5);
     truncateAfterIndex = Math.max(0, truncateAfterIndex);
@@ -192,7 +192,7 @@ function randomWrite(lastIndex: number, prng: Prng, tag: string) {
 async function crashRounds(seed: number): Promise<{ tornTails: number; trace: string }> {
   const sim = simSetup(seed, { tornWriteProbability: 0.6 });
   const prng = sim.prng.fork();
-  let previous: { base: WalRecovered; records: ModelRecord[]; acked: number } | undefined = undefined;
+  let previous: { base: WalRecovered; records: ModelRecord[]; acked: number } | undefined;
   let tornTails = 0;
   const trace: string[] = [];
   for (let round = 0; round < 4; round++) {

@@ -38,7 +38,7 @@ import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import { Err, errName, EventType, OpCode, Xid } from '../../src/zk/constants.js';
-import { JuteReader, JuteWriter } from '../../src/zk/jute.js';
+import { type JuteReader, JuteWriter } from '../../src/zk/jute.js';
 import { encodeConnectRequest, encodeRequest, type Request } from '../../src/zk/records.js';
 import type { Acl } from '../../src/zk/types.js';
 import { FlotillaZkCluster } from './flotilla-cluster.js';
@@ -954,7 +954,7 @@ function show(value: unknown): string {
 }
 
 /** The value recorded under `group`/`label`; fails if there is none. */
-function valueOf(entries: readonly Entry[], group: string, label: string): Record<string, unknown> {
+function valueIn(entries: readonly Entry[], group: string, label: string): Record<string, unknown> {
   const entry = entries.find((e) => e.group === group && e.label === label);
   assert.ok(entry !== undefined, `no entry ${group} / ${label}`);
   return entry.value as Record<string, unknown>;
@@ -1038,21 +1038,21 @@ if (skip !== undefined) {
     it('the reference facts hold (so the comparison compares something)', () => {
       const g = 'cversion and sequence numbers';
       for (const entries of [expected, actual]) {
-        const stat = valueOf(entries, g, 'cversion after 3 creates + 1 delete')['stat'] as Record<string, unknown>;
+        const stat = valueIn(entries, g, 'cversion after 3 creates + 1 delete')['stat'] as Record<string, unknown>;
         assert.equal(stat['cversion'], 4);
-        assert.equal(valueOf(entries, g, 'next suffix')['path'], '/cv/s-0000000003');
+        assert.equal(valueIn(entries, g, 'next suffix')['path'], '/cv/s-0000000003');
         const s = 'sessions: closeSession, handshake shapes, resume refused, lastZxidSeen ahead';
-        assert.equal(valueOf(entries, s, 'no readOnly byte')['bytes'], 36);
-        assert.equal(valueOf(entries, s, 'readOnly byte')['bytes'], 37);
-        assert.equal(valueOf(entries, s, 'resume with a wrong password')['timeOut'], 0);
-        assert.deepEqual(valueOf(entries, s, 'lastZxidSeen ahead of the server'), { response: 'none', closed: true });
-        const m = valueOf(entries, 'multi: success, failure, empty', 'failure');
+        assert.equal(valueIn(entries, s, 'no readOnly byte')['bytes'], 36);
+        assert.equal(valueIn(entries, s, 'readOnly byte')['bytes'], 37);
+        assert.equal(valueIn(entries, s, 'resume with a wrong password')['timeOut'], 0);
+        assert.deepEqual(valueIn(entries, s, 'lastZxidSeen ahead of the server'), { response: 'none', closed: true });
+        const m = valueIn(entries, 'multi: success, failure, empty', 'failure');
         assert.equal(m['err'], 'ok');
         assert.deepEqual(
           (m['results'] as { err: string }[]).slice(0, 3).map((r) => r.err),
           ['ok', 'badVersion', 'runtimeInconsistency'],
         );
-        const w = valueOf(entries, 'watches: ordering, NodeCreated, NodeChildrenChanged, one NodeDeleted, one-shot', 'A: the notification precedes the next reply') as unknown as string[];
+        const w = valueIn(entries, 'watches: ordering, NodeCreated, NodeChildrenChanged, one NodeDeleted, one-shot', 'A: the notification precedes the next reply') as unknown as string[];
         assert.match(w[1] ?? '', /^event nodeDataChanged state=3 \/x$/);
       }
     });

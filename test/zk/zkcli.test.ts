@@ -19,7 +19,7 @@ function outputsOf(result: ZkCliResult, count: number): ZkCliResult['commands'] 
 }
 
 function sequenceSuffix(path: string | undefined, prefix: string): number {
-  assert.ok(path !== undefined && path.startsWith(prefix), `${path} starts with ${prefix}`);
+  if (path === undefined || !path.startsWith(prefix)) assert.fail(`${path} starts with ${prefix}`);
   const suffix = path.slice(prefix.length);
   assert.match(suffix, /^\d{10}$/, `${path}: a sequential node ends in 10 digits`);
   return Number(suffix);

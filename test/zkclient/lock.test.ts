@@ -133,7 +133,10 @@ for (const kind of targetKinds()) {
       assert.equal(await holder.acquire(), true);
       const waiting = waiter.acquire();
       // The waiter's node first, so that it waits on the holder and not on the impatient one.
-      await waitUntil("the waiter's node", 5_000, async () => (await holderClient!.sync(path), (await holderClient!.getChildren(path)).length === 2));
+      await waitUntil("the waiter's node", 5_000, async () => {
+        await holderClient!.sync(path);
+        return (await holderClient!.getChildren(path)).length === 2;
+      });
       const startedMs = Date.now();
       assert.equal(await impatient.acquire({ timeoutMs: 300 }), false);
       assert.ok(Date.now() - startedMs >= 290);

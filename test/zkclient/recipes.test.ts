@@ -19,7 +19,9 @@ for (const kind of targetKinds()) {
       const path = uniquePath('election');
       const candidates = clients.map((client, i) => new LeaderElection(client, path, { data: `candidate-${i}` }));
       const elected: number[] = [];
-      candidates.forEach((candidate, i) => candidate.onElected(() => elected.push(i)));
+      candidates.forEach((candidate, i) => {
+        candidate.onElected(() => elected.push(i));
+      });
       for (const candidate of candidates) await candidate.join();
       await within(5_000, 'first leader', candidates[0]!.whenElected());
       await sleep(100);
@@ -83,7 +85,12 @@ for (const kind of targetKinds()) {
       await barrier.set();
       await barrier.set();
       let passed = 0;
-      const waits = clients.slice(1).map((client) => new Barrier(client, path).wait().then((ok) => (passed++, ok)));
+      const waits = clients.slice(1).map((client) =>
+        new Barrier(client, path).wait().then((ok) => {
+          passed++;
+          return ok;
+        }),
+      );
       assert.equal(await new Barrier(clients[1]!, path).wait({ timeoutMs: 200 }), false);
       assert.equal(passed, 0);
       await barrier.remove();
