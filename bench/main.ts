@@ -1,4 +1,5 @@
-// `npm run bench -- NAME [args]` runs bench/NAME.ts; with no name, every benchmark.
+// `npm run bench -- NAME [args]` runs bench/NAME.ts; with no name, every benchmark but the
+// ones run only on request (ON_REQUEST).
 // Each benchmark exports `run(args: string[]): Promise<void>` and prints its own table,
 // always as ratios against a baseline measured in the same run (STYLE.md 19).
 
@@ -10,14 +11,22 @@ interface Benchmark {
   run(args: string[]): Promise<void>;
 }
 
+/** Modules here that are not benchmarks. */
+const HELPERS = new Set(['main.ts', 'common.ts']);
+/**
+ * Benchmarks run only when named: `versus` takes about ten minutes and needs ZooKeeper and
+ * etcd installed (bench/README.md).
+ */
+const ON_REQUEST = new Set(['versus']);
+
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
-  .filter((name) => name.endsWith('.ts') && name !== 'main.ts' && !name.startsWith('_'))
+  .filter((name) => name.endsWith('.ts') && !HELPERS.has(name) && !name.startsWith('_'))
   .map((name) => name.slice(0, -3))
   .sort();
 
 const [name, ...args] = process.argv.slice(2);
-const selected = name === undefined ? available : [name];
+const selected = name === undefined ? available.filter((bench) => !ON_REQUEST.has(bench)) : [name];
 for (const bench of selected) {
   if (!available.includes(bench)) {
     console.error(`unknown benchmark "${bench}"; available: ${available.join(', ')}`);

@@ -13,9 +13,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadavg } from 'node:os';
-import zookeeper from 'node-zookeeper-client';
+import type zookeeper from 'node-zookeeper-client';
 import { startRealZooKeeper } from '../test/zk/real-zookeeper.js';
 import { FlotillaZkCluster } from '../test/zk/flotilla-cluster.js';
+import { connectZk, zkCreate, zkGetData, zkSetData } from './common.js';
 
 const VALUE = Buffer.alloc(1024, 'x');
 
@@ -32,25 +33,10 @@ interface Result {
   readonly mixed: Phase;
 }
 
-function connect(connectString: string): Promise<zookeeper.Client> {
-  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000 });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no connection to ${connectString}`)), 15_000);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve(client);
-    });
-    client.connect();
-  });
-}
-
 function op(client: zookeeper.Client, kind: 'create' | 'write' | 'read', path: string, i: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (error: unknown) => (error ? reject(error) : resolve());
-    if (kind === 'create') client.create(`${path}/c-${i}`, VALUE, zookeeper.ACL.OPEN_ACL_UNSAFE, zookeeper.CreateMode.PERSISTENT, done);
-    else if (kind === 'write') client.setData(path, VALUE, -1, done);
-    else client.getData(path, undefined, done);
-  });
+  if (kind === 'create') return zkCreate(client, `${path}/c-${i}`, VALUE);
+  if (kind === 'write') return zkSetData(client, path, VALUE);
+  return zkGetData(client, path);
 }
 
 /** Every client keeps `window` requests outstanding for `seconds`; `writePercent` of them writes. */
@@ -59,26 +45,28 @@ async function phase(clients: readonly zookeeper.Client[], paths: readonly strin
   let errors = 0;
   const start = performance.now();
   const end = start + seconds * 1000;
-  await Promise.all(clients.flatMap((client, c) =>
-    Array.from({ length: window }, async (_, w) => {
-      for (let i = w; performance.now() < end; i += window) {
-        try {
-          await op(client, pick(i), paths[c]!, i);
-          ops++;
-        } catch {
-          errors++;
+  await Promise.all(
+    clients.flatMap((client, c) =>
+      Array.from({ length: window }, async (_, w) => {
+        for (let i = w; performance.now() < end; i += window) {
+          try {
+            await op(client, pick(i), paths[c]!, i);
+            ops++;
+          } catch {
+            errors++;
+          }
         }
-      }
-    }),
-  ));
+      }),
+    ),
+  );
   return { opsPerSecond: ops / ((performance.now() - start) / 1000), errors };
 }
 
 async function measure(target: string, connectStrings: readonly string[], options: Options): Promise<Result> {
-  const clients = await Promise.all(Array.from({ length: options.clients }, (_, i) => connect(connectStrings[i % connectStrings.length]!)));
+  const clients = await Promise.all(Array.from({ length: options.clients }, (_, i) => connectZk(connectStrings[i % connectStrings.length]!)));
   try {
     const paths = clients.map((_, i) => `/bench-${i}`);
-    await Promise.all(clients.map((client, i) => new Promise<void>((resolve, reject) => client.create(paths[i]!, VALUE, zookeeper.ACL.OPEN_ACL_UNSAFE, zookeeper.CreateMode.PERSISTENT, (error) => (error ? reject(error) : resolve())))));
+    await Promise.all(clients.map((client, i) => zkCreate(client, paths[i]!, VALUE)));
     const create = await phase(clients, paths, options.seconds, options.window, () => 'create');
     const write = await phase(clients, paths, options.seconds, options.window, () => 'write');
     const read = await phase(clients, paths, options.seconds, options.window, () => 'read');
@@ -113,7 +101,11 @@ function parseArgs(args: string[]): Options {
 
 export async function run(args: string[]): Promise<void> {
   const options = parseArgs(args);
-  console.log(`${options.clients} clients × ${options.window} outstanding, 1 KiB values, ${options.seconds} s per phase; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `${options.clients} clients × ${options.window} outstanding, 1 KiB values, ${options.seconds} s per phase; load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   const real = await startRealZooKeeper({ tickTimeMs: 2000 });
   let baseline: Result;
   try {
@@ -130,7 +122,12 @@ export async function run(args: string[]): Promise<void> {
       await cluster.stop();
     }
   }
-  const rows: [string, keyof Omit<Result, 'target'>][] = [['create', 'create'], ['setData (100 % writes)', 'write'], ['getData (100 % reads)', 'read'], ['5 % writes', 'mixed']];
+  const rows: [string, keyof Omit<Result, 'target'>][] = [
+    ['create', 'create'],
+    ['setData (100 % writes)', 'write'],
+    ['getData (100 % reads)', 'read'],
+    ['5 % writes', 'mixed'],
+  ];
   console.log(`${'ops/s'.padEnd(24)} ${'zookeeper'.padStart(10)} ${'flotilla×1'.padStart(11)} ${'ratio'.padStart(6)} ${'flotilla×3'.padStart(11)} ${'ratio'.padStart(6)}`);
   for (const [label, key] of rows) {
     const z = baseline[key];
