@@ -218,6 +218,29 @@ class Supervisor {
     if (entry !== undefined && entry.level >= PINO_WARN_LEVEL) writeOut(`[member ${member.id}] ${entry.msg}\n`);
   }
 
+  /** The commands that replace a member whose data is damaged (README: Operating Flotilla). */
+  private describeReplacement(member: Member): string {
+    const other = this.members.find((m) => m.id !== member.id && m.state === 'running') ?? this.members.find((m) => m.id !== member.id);
+    const dataIndex = member.args.indexOf('--data');
+    const dir = member.args[dataIndex + 1]!;
+    const peers = member.args[member.args.indexOf('--peers') + 1]!;
+    const peer =
+      peers
+        .split(',')
+        .find((item) => item.startsWith(`${member.id}=`))
+        ?.slice(`${member.id}=`.length) ?? '?';
+    const join = other === undefined ? '' : ` --join ${localCluster.host}:${other.ports.admin}`;
+    return [
+      `[member ${member.id}] to replace it while the others serve (it catches up from them by snapshot):`,
+      `    flotilla member remove ${member.id}`,
+      `    mv ${dir} ${dir}.damaged`,
+      `    flotilla ${member.args.join(' ')}${join}      # in another terminal: starts empty and waits to be added`,
+      `    flotilla member add ${member.id} ${peer}`,
+      `    flotilla member promote ${member.id}        # repeat until it says done (refused while it catches up)`,
+      '',
+    ].join('\n');
+  }
+
   private exited(member: Member, child: ServerChild, exited: ChildExit): void {
     if (this.stopping || member.child !== child) return;
     const how = exited.signal === null ? `exit code ${exited.code}` : `signal ${exited.signal}`;
@@ -229,6 +252,7 @@ class Supervisor {
       writeErr(
         `[member ${member.id}] refuses to start (${how}): ${refusal}${reason}. It is not restarted; the other members keep serving. Fix the cause (see ${member.logFile}) and run \`npm start\` again.\n`,
       );
+      if (exited.code === serverExitCodes.damagedData) writeErr(this.describeReplacement(member));
       return;
     }
     const ranMs = realClock.nowMs() - member.startedAtMs;
