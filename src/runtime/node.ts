@@ -219,6 +219,12 @@ export class RaftNode {
     this.runReadyLoop().then(
       () => {
         this.processing = false;
+        // The loop may have found nothing and returned while more work arrived before this
+        // callback ran: a proposal in the same turn (one socket read can carry a Raft message
+        // and then a forwarded write) saw `processing` and left it to a loop that had ended.
+        // Without this re-check it waited for the next tick (measured: 1 in 25 writes through
+        // a ZooKeeper follower took a whole 100 ms tick).
+        if (!this.stopped && this.core.hasReady()) this.process();
       },
       (error: unknown) => {
         this.processing = false;

@@ -307,3 +307,23 @@ test('a service with beginSnapshot() is snapshotted a step per host turn, at the
   assert.ok(!replica.snapshotInProgress);
   assert.equal(replica.snapshotsTaken, taken);
 });
+
+// A Raft message and a proposal handled in one turn (one socket read can carry a follower's
+// answer and then a forwarded write): the message starts the Ready loop, which finds nothing
+// and ends, and the proposal came before the loop's end was noted. The proposal must still
+// be processed in this turn, not at the next tick (it waited a whole tick before the fix).
+test('a proposal right after a message that found nothing to do is processed without waiting for a tick', async () => {
+  const { clock, sent, replica } = await open([1]);
+  await clock.advance(50 * TICK_MS);
+  assert.equal(replica.raft.status().role, 'leader');
+  await settle();
+  sent.length = 0;
+  const before = replica.raft.status().lastIndex;
+  // A stray message of an older term: stepped, nothing to do, the loop runs and ends.
+  replica.raft.receive({ type: 'HeartbeatResp', from: nodeId(2), to: nodeId(1), term: term(0), context: 0 });
+  const submitted = replica.submit(Buffer.from('x'));
+  await settle(); // no clock advance: no tick runs
+  assert.equal(replica.raft.status().applied, before + 1, 'the proposal was not processed in this turn');
+  assert.equal(Buffer.from((await submitted).result).toString(), `${before + 1}:x`);
+  replica.stop();
+});
