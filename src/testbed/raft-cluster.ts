@@ -14,6 +14,7 @@ import { isRequest, type Message } from '../raft/messages.js';
 import type { Entry } from '../raft/types.js';
 import { RaftNode, type NodeStatus } from '../runtime/node.js';
 import { MemoryStorage } from '../runtime/memory-storage.js';
+import type { RaftStorage } from '../runtime/storage.js';
 import { SafetyChecker } from './safety.js';
 
 const packr = new Packr({ useRecords: false });
@@ -35,6 +36,12 @@ export interface ClusterOptions {
   readonly snapshotEvery?: number;
   /** How many of the servers form the initial configuration (default all); the rest start empty. */
   readonly bootstrapVoters?: number;
+  /**
+   * Each save takes 1..saveDelayMsMax virtual ms (0: saves are instant), so a crash can fall
+   * between a leader's Appends going out and its own write becoming durable: the crashed
+   * incarnation's unfinished save is lost, as an unsynced write is.
+   */
+  readonly saveDelayMsMax?: number;
   /** Overrides of the Raft configuration (chunk size, read mode, no-op on election). */
   readonly raft?: Partial<Pick<RaftConfig, 'snapshotChunkBytes' | 'readMode' | 'noopOnElection' | 'checkQuorum'>>;
 }
@@ -158,7 +165,7 @@ export class RaftCluster {
           this.network.send(id, to, message);
         },
       },
-      storage: this.storages[i]!,
+      storage: this.slowed(this.storages[i]!),
       apply: (entry) => this.applied(i, entry),
       restore: (snapshot) => this.restored(i, snapshot.meta.index, snapshot.data),
       observer: (raftNode, ready) => this.checker.observe(raftNode, ready),
@@ -176,6 +183,22 @@ export class RaftCluster {
    */
   reportConnectionsClosed(i: number): void {
     for (let j = 0; j < this.n; j++) if (j !== i) this.nodes[j]?.peerUnreachable(this.ids[i]!);
+  }
+
+  /** The storage as a node sees it: each save finishes only after a drawn delay (saveDelayMsMax). */
+  private slowed(storage: MemoryStorage): RaftStorage {
+    const max = this.options.saveDelayMsMax ?? 0;
+    if (max <= 0) return storage;
+    const prng = this.nodePrng.fork();
+    return {
+      load: () => storage.load(),
+      sizeBytes: () => storage.sizeBytes(),
+      save: (update) =>
+        new Promise<void>((resolve, reject) => {
+          // The crashed incarnation keeps the old object: what it saves after the crash is lost.
+          this.scheduler.after(1 + prng.int(max), () => storage.save(update).then(resolve, reject));
+        }),
+    };
   }
 
   connect(i: number): void {

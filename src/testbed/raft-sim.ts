@@ -16,7 +16,7 @@ import type { NodeId } from '../stdx/types.js';
 import type { YieldToHost } from '../sim/scheduler.js';
 import type { RaftConfig } from '../raft/config.js';
 import { check, registerModel, type Operation, type RegisterInput, type RegisterOutput } from '../lincheck/index.js';
-import { RaftCluster, TestFailure } from './raft-cluster.js';
+import { RaftCluster, TestFailure, electionTimeoutMs } from './raft-cluster.js';
 
 /** Virtual length of the fault phase. Leader hunting needs longer: each round waits out an election. */
 export const faultPhaseMsDefault = 8000;
@@ -68,6 +68,8 @@ export interface FaultSettings {
   /** Grow, shrink and replace members during the fault phase. */
   membership: boolean;
   readMode: 'safe' | 'lease';
+  /** Saves take up to this many virtual ms (0: instant): crashes then hit writes in flight. */
+  saveDelayMsMax: number;
 }
 
 function drawSettings(prng: Prng): FaultSettings {
@@ -84,6 +86,7 @@ function drawSettings(prng: Prng): FaultSettings {
     snapshotChunkBytes: prng.pick([16, 64, 1024, 1 << 20]),
     membership: prng.chance(0.4),
     readMode: prng.chance(0.3) ? 'lease' : 'safe',
+    saveDelayMsMax: prng.chance(0.5) ? prng.range(1, 8) : 0,
   };
 }
 
@@ -98,6 +101,7 @@ function describeSettings(s: FaultSettings): string {
   if (s.snapshotEvery > 0) parts.push(`snapshot-every=${s.snapshotEvery} chunk=${s.snapshotChunkBytes}`);
   if (s.membership) parts.push('membership');
   parts.push(`reads=${s.readMode}`);
+  if (s.saveDelayMsMax > 0) parts.push(`slow-saves<=${s.saveDelayMsMax}ms`);
   return parts.join(' ');
 }
 
@@ -119,6 +123,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     bootstrapVoters: settings.servers,
     snapshot: settings.snapshotEvery > 0,
     snapshotEvery: Math.max(1, settings.snapshotEvery),
+    saveDelayMsMax: settings.saveDelayMsMax,
     // A no-op on election lets reads proceed at once, but it would also commit a new
     // leader's older entries legitimately, hiding the bugs that leader hunting looks for.
     raft: { snapshotChunkBytes: settings.snapshotChunkBytes, readMode: settings.readMode, noopOnElection: !settings.leaderHunting },
@@ -306,6 +311,11 @@ async function healedPhase(cluster: RaftCluster, history: History): Promise<numb
     cluster.connect(i);
   }
   // Liveness once healed: a leader, and a new entry applied on every voter within one()'s 10 s.
+  // A membership change proposed during the fault phase may still commit now and change the
+  // voters, so first commit an entry of the healed leader's term (which commits and applies
+  // everything before it), then count the voters of the configuration that is left.
+  await cluster.one(1 + cluster.randomCommand(), 1, true);
+  await cluster.sleep(electionTimeoutMs);
   const leader = await cluster.checkOneLeader();
   const voters = cluster.nodes[leader]!.core.membership.voters.length;
   const lastIndex = await cluster.one(1 + cluster.randomCommand(), voters, true);
