@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FlotillaClient } from '../../src/server/client.js';
-import { MemberProcess, TestCluster, TICK_MS, freePorts, getText, waitFor } from '../server/helpers.js';
+import { TestCluster, freePorts, getText, putEventually, waitFor } from '../server/helpers.js';
 import { killAllCommands, runFlotilla } from './helpers.js';
 
 after(killAllCommands);
@@ -38,32 +38,7 @@ test('a member joins with --join, is added and promoted in both groups, and carr
   assert.notEqual(badId.code, 0);
 
   const [peerPort] = await freePorts(1);
-  const joiner = new MemberProcess(4, [
-    'server',
-    '--id',
-    '4',
-    '--peers',
-    `4=127.0.0.1:${peerPort}`,
-    '--join',
-    `127.0.0.1:${cluster.ports.get(1)!.admin}`,
-    '--data',
-    join(cluster.root, 'member-4'),
-    '--tick-ms',
-    String(TICK_MS),
-    '--client-port',
-    '0',
-    '--admin-port',
-    '0',
-    '--zk-port',
-    '0',
-    '--cluster-secret-file',
-    join(cluster.root, 'cluster.env'),
-  ]);
-  t.after(async () => {
-    joiner.child.kill('SIGKILL');
-    await joiner.child.exited;
-  });
-  const joinerPorts = await joiner.listening;
+  const { ports: joinerPorts } = await cluster.startJoiner(t, 4, peerPort!, join(cluster.root, 'member-4'));
   // Not a member yet: it must not have elected itself or anyone.
   const before = await memberList(admins());
   assert.ok(!before['kv']!.members.some((m) => m.id === 4));
@@ -108,13 +83,6 @@ test('a member joins with --join, is added and promoted in both groups, and carr
   const endpoints = [remaining[1]!].map((id) => ({ host: '127.0.0.1', port: cluster.ports.get(id)!.client }));
   const survivors = new FlotillaClient({ endpoints: [...endpoints, { host: '127.0.0.1', port: joinerPorts.client }] });
   t.after(() => survivors.close());
-  await waitFor('a write through the two survivors', 15_000, async () => {
-    try {
-      await survivors.put('after', 'remove');
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
+  await putEventually(survivors, 'after', 'remove', 'a write through the two survivors');
   for (let i = 0; i < 30; i++) assert.equal(await getText(survivors, `k${i}`), `v${i}`);
 });

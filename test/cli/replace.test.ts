@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaClient } from '../../src/server/client.js';
-import { MemberProcess, TestCluster, TICK_MS, getText, waitFor } from '../server/helpers.js';
+import { TestCluster, getText, putEventually, waitFor } from '../server/helpers.js';
 import { killAllCommands, runFlotilla } from './helpers.js';
 
 after(killAllCommands);
@@ -55,34 +55,7 @@ test('a member with a corrupt log is removed, rejoins empty with --join, catches
   const removed = await runFlotilla(['member', 'remove', '3', '--admin', admins()]);
   assert.equal(removed.code, 0, removed.stderr);
   await rename(cluster.dataDir(3), `${cluster.dataDir(3)}.damaged`);
-  const rejoined = new MemberProcess(3, [
-    'server',
-    '--id',
-    '3',
-    '--peers',
-    `3=127.0.0.1:${cluster.peerPort(3)}`,
-    '--join',
-    `127.0.0.1:${cluster.ports.get(1)!.admin}`,
-    '--data',
-    cluster.dataDir(3),
-    '--tick-ms',
-    String(TICK_MS),
-    '--client-port',
-    '0',
-    '--admin-port',
-    '0',
-    '--zk-port',
-    '0',
-    '--raft-state-bytes-max',
-    '4096',
-    '--cluster-secret-file',
-    join(cluster.root, 'cluster.env'),
-  ]);
-  t.after(async () => {
-    rejoined.child.kill('SIGKILL');
-    await rejoined.child.exited;
-  });
-  const ports = await rejoined.listening;
+  const { ports } = await cluster.startJoiner(t, 3, cluster.peerPort(3), cluster.dataDir(3), 1, ['--raft-state-bytes-max', '4096']);
   const added = await runFlotilla(['member', 'add', '3', `127.0.0.1:${cluster.peerPort(3)}`, '--admin', admins()]);
   assert.equal(added.code, 0, added.stderr);
   await waitFor('member 3 promoted in both groups', 20_000, async () => {
@@ -105,13 +78,6 @@ test('a member with a corrupt log is removed, rejoins empty with --join, catches
     ],
   });
   t.after(() => survivors.close());
-  await waitFor('a leader among members 2 and 3', 15_000, async () => {
-    try {
-      await survivors.put('probe', 'ok');
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
+  await putEventually(survivors, 'probe', 'ok', 'a leader among members 2 and 3');
   for (const key of acknowledged) assert.ok((await getText(survivors, key))?.startsWith(`value-${key.slice(4)}`), `${key} is missing`);
 });

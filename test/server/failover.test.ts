@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, getText, waitFor } from './helpers.js';
+import { TestCluster, getText, putEventually } from './helpers.js';
 
 test('after kill -9 of the leader the survivors campaign early in the groups it led, and every acknowledged write survives', async (t) => {
   const cluster = await TestCluster.start(t, 3);
@@ -36,14 +36,7 @@ test('after kill -9 of the leader the survivors campaign early in the groups it 
       `no survivor campaigned early in the zk group: ${JSON.stringify(early)}`,
     );
   else assert.ok(!early.some((e) => e.group === 'zk'), `the zk group's leader (${zkLeader}) lived, yet a survivor campaigned early there`);
-  await waitFor('a write through the survivors', 15_000, async () => {
-    try {
-      await client.put('after', 'kill');
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
+  await putEventually(client, 'after', 'kill', 'a write through the survivors');
   for (let i = 0; i < 20; i++) assert.equal(await getText(client, `k${i}`), `v${i}`);
   assert.equal(await getText(client, 'after'), 'kill');
 });

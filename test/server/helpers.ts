@@ -214,6 +214,41 @@ export class TestCluster {
     return member;
   }
 
+  /**
+   * Starts member `id` with `flotilla server --join` through member `via`'s admin port: an
+   * empty data directory, a new peer port (or `peerPort`), waiting to be added. Killed when
+   * the test ends. Not in `members` (it is not in the static peer list).
+   */
+  async startJoiner(t: TestContext, id: number, peerPort: number, dataDir: string, via = 1, extraArgs: readonly string[] = []): Promise<{ member: MemberProcess; ports: Ports }> {
+    const member = new MemberProcess(id, [
+      'server',
+      '--id',
+      String(id),
+      '--peers',
+      `${id}=127.0.0.1:${peerPort}`,
+      '--join',
+      `127.0.0.1:${this.ports.get(via)!.admin}`,
+      '--data',
+      dataDir,
+      '--tick-ms',
+      String(TICK_MS),
+      '--client-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--zk-port',
+      '0',
+      '--cluster-secret-file',
+      this.secretFile,
+      ...extraArgs,
+    ]);
+    t.after(async () => {
+      member.child.kill('SIGKILL');
+      await member.child.exited;
+    });
+    return { member, ports: await member.listening };
+  }
+
   /** Spawns a member without waiting for it to listen (for members expected to refuse). */
   spawnMember(id: number, dataDir: string): MemberProcess {
     const peers = this.ids.map((other) => `${other}=127.0.0.1:${this.peerPorts.get(other)}`).join(',');
@@ -334,4 +369,16 @@ export async function lostWrites(client: FlotillaClient, acks: readonly Ack[]): 
     }
   }
   return lost;
+}
+
+/** Retries a put until it succeeds (a new leader elected, a quorum back): fails after `timeoutMs`. */
+export async function putEventually(client: FlotillaClient, key: string, value: string, what: string, timeoutMs = 15_000): Promise<void> {
+  await waitFor(what, timeoutMs, async () => {
+    try {
+      await client.put(key, value);
+      return true;
+    } catch {
+      return undefined;
+    }
+  });
 }
