@@ -122,10 +122,7 @@ async function collectViews(admins: readonly string[]): Promise<Record<string, G
       const views: Record<string, GroupView> = {};
       for (const [name, view] of Object.entries(first)) {
         const leaderAdmin = view.leader === status.id ? undefined : adminOf.get(view.leader);
-        views[name] =
-          leaderAdmin === undefined
-            ? view
-            : (((await getJson(`http://${leaderAdmin}/members`, memberLimits.statusTimeoutMs).catch(() => undefined)) as Record<string, GroupView> | undefined)?.[name] ?? view);
+        views[name] = (leaderAdmin === undefined ? undefined : (await leaderView(leaderAdmin))?.[name]) ?? view;
       }
       return views;
     } catch (error) {
@@ -134,6 +131,15 @@ async function collectViews(admins: readonly string[]): Promise<Record<string, G
   }
   writeErr(`flotilla member: no member answered (${problems.join('; ')}); is the cluster running? (--admin host:port,...)\n`);
   exit(1);
+}
+
+/** The leader's own /members (with match indexes), or undefined if it does not answer. */
+async function leaderView(admin: string): Promise<Record<string, GroupView> | undefined> {
+  try {
+    return (await getJson(`http://${admin}/members`, memberLimits.statusTimeoutMs)) as Record<string, GroupView>;
+  } catch {
+    return undefined;
+  }
 }
 
 function admins(raw: string): string[] {

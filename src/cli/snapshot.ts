@@ -11,6 +11,7 @@
 import type { Command } from 'commander';
 import type { NodeId } from '../stdx/types.js';
 import { readBytesFile, writeFileDurably } from '../platform/files.js';
+import { getBytes } from '../platform/http-get.js';
 import { exit, writeErr, writeOut } from '../platform/process.js';
 import { sha256 } from '../platform/zk-host.js';
 import { type Backup, BackupError, decodeBackup } from '../server/backup.js';
@@ -50,15 +51,14 @@ export function registerSnapshot(program: Command): void {
 
 async function save(file: string, admin: string): Promise<void> {
   const address = usage(() => parseAddress(admin, '--admin'));
-  let bytes: Uint8Array;
+  let answer: { status: number; bytes: Uint8Array };
   try {
-    const response = await fetch(`http://${address.host}:${address.port}/backup`, { signal: AbortSignal.timeout(snapshotLimits.saveTimeoutMs) });
-    bytes = new Uint8Array(await response.arrayBuffer());
-    if (!response.ok) fail(1, `the member at ${admin} refused the backup: HTTP ${response.status} ${new TextDecoder().decode(bytes).slice(0, 500)}`);
+    answer = await getBytes(`http://${address.host}:${address.port}/backup`, snapshotLimits.saveTimeoutMs);
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    fail(1, `could not reach the member's admin port ${admin}: ${cause ?? (error as Error).message}`);
+    fail(1, `could not reach the member's admin port ${admin}: ${(error as Error).message}`);
   }
+  const { status, bytes } = answer;
+  if (status !== 200) fail(1, `the member at ${admin} refused the backup: HTTP ${status} ${new TextDecoder().decode(bytes).slice(0, 500)}`);
   // Check what arrived before it replaces anything.
   const backup = checked(() => decodeBackup(bytes, sha256), 'the member sent');
   writeFileDurably(file, bytes);

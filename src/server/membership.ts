@@ -160,8 +160,9 @@ export class MembershipAdmin {
     } catch (error) {
       throw new MemberError(400, (error as Error).message);
     }
-    // Known before the entry commits, so the leader can reach the learner at once.
-    this.host.learnPeer(request.id, peer);
+    // Every member, this leader included, learns the address when it applies the entry
+    // (observe()), before the next Ready sends the learner anything; a refused add leaves
+    // no address behind to dial.
     const context = new TextEncoder().encode(JSON.stringify({ peer: formatAddress(peer) }));
     return this.change(node, request, { type: 'add-learner', node: request.id, context });
   }

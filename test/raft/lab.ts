@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { randomInt } from 'node:crypto';
 import { RaftCluster, TestFailure, type ClusterOptions } from '../../src/testbed/raft-cluster.js';
 import { yieldToHost } from '../../src/platform/host.js';
+import type { Scheduler } from '../../src/sim/scheduler.js';
 
 /** The lab's per-test limit, in virtual time. */
 export const labTimeLimitMs = 120_000;
@@ -37,14 +38,11 @@ export function seedFor(name: string): number {
 }
 
 /** Fails the cluster's run once virtual time passes the lab's limit. */
-export function limitVirtualTime(scheduler: { failAt(limitMs: number, error: () => Error): unknown }, limitMs = labTimeLimitMs): void {
-  scheduler.failAt(limitMs, () => new TestFailure(`test took longer than ${limitMs / 1000} seconds of virtual time`));
+export function limitVirtualTime(scheduler: Scheduler): void {
+  scheduler.failAt(labTimeLimitMs, () => new TestFailure(`test took longer than ${labTimeLimitMs / 1000} seconds of virtual time`));
 }
 
-export interface LabTestOptions extends Omit<ClusterOptions, 'seed' | 'yieldToHost'> {
-  /** The virtual-time limit (default the lab's 120 s); the planted-bug tests lower nothing. */
-  readonly timeLimitMs?: number;
-}
+export type LabTestOptions = Omit<ClusterOptions, 'seed' | 'yieldToHost'>;
 
 export function labTest(name: string, servers: number, options: LabTestOptions, body: (cluster: RaftCluster) => Promise<void>): void {
   test(name, { timeout: labRealTimeoutMs }, async (t) => {
@@ -55,9 +53,8 @@ export function labTest(name: string, servers: number, options: LabTestOptions, 
 /** One lab test's run: throws what the test would fail with. */
 export async function runLabTest(name: string, servers: number, options: LabTestOptions, body: (cluster: RaftCluster) => Promise<void>, log: (line: string) => void = () => {}): Promise<void> {
   const seed = seedFor(name);
-  const { timeLimitMs, ...clusterOptions } = options;
-  const cluster = new RaftCluster(servers, { ...clusterOptions, seed, yieldToHost });
-  limitVirtualTime(cluster.scheduler, timeLimitMs);
+  const cluster = new RaftCluster(servers, { ...options, seed, yieldToHost });
+  limitVirtualTime(cluster.scheduler);
   try {
     await cluster.startAll();
     await body(cluster);
