@@ -2,7 +2,7 @@
 
 export * from './codec.js';
 export { kvDefaults, type KvLimits } from './limits.js';
-export { KvStateMachine } from './state-machine.js';
+export { KvStateMachine, type KvUnsafe } from './state-machine.js';
 export { SessionTable, type Session, type SessionDecision } from './sessions.js';
 export { KvStore, StoreCapture, compareKeys, type ScanPage } from './store.js';
 export { KvSnapshotEncoder, type SessionRecord } from './snapshot.js';

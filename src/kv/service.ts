@@ -25,7 +25,7 @@ import { ReadError } from '../runtime/node.js';
 import { Replica, ReplicaError, type ReadConsistency, type ReplicaErrorCode, type ReplicaOptions } from '../runtime/replica.js';
 import { decodeResult, encodeCommand, type KvOp, type KvResult, type SessionStamp } from './codec.js';
 import type { KvLimits } from './limits.js';
-import { KvStateMachine } from './state-machine.js';
+import { KvStateMachine, type KvUnsafe } from './state-machine.js';
 
 export interface KvRequest {
   readonly op: KvOp;
@@ -54,6 +54,8 @@ export interface KvServiceOptions extends Omit<ReplicaOptions, 'service'> {
   /** How long a request may wait for its command to apply or its read to be confirmed. */
   readonly requestTimeoutMs?: number;
   readonly readMode?: KvReadMode;
+  /** Deliberately broken state machines, for tests only (see KvUnsafe). */
+  readonly unsafe?: KvUnsafe;
 }
 
 export const requestTimeoutMsDefault = 1000;
@@ -68,7 +70,7 @@ export class KvService {
   ) {}
 
   static async open(options: KvServiceOptions): Promise<KvService> {
-    const machine = new KvStateMachine(options.kvLimits);
+    const machine = new KvStateMachine(options.kvLimits, options.unsafe);
     const replica = await Replica.open({ ...options, service: machine });
     return new KvService(replica, machine, options.clock, options.requestTimeoutMs ?? requestTimeoutMsDefault, options.readMode ?? 'read-index');
   }

@@ -13,12 +13,28 @@ import type { Index } from '../stdx/types.js';
 import type { ReplicatedService } from '../runtime/replica.js';
 import { KvDecodeError, bytes, count, decodeCommand, encodeResult, pack, text, unpackArray, type KvErrorCode, type KvOp, type KvResult } from './codec.js';
 import { kvDefaults, type KvLimits } from './limits.js';
-import { SessionTable } from './sessions.js';
+import { SessionTable, type Session } from './sessions.js';
 import { KvSnapshotEncoder, sessionRecord } from './snapshot.js';
 import { KvStore } from './store.js';
 
 /** The first field of a snapshot: bumped when the layout changes. */
 const snapshotFormat = 1;
+
+/**
+ * Deliberately broken variants of the state machine, for proving that the checkers the
+ * key/value tests run catch them (STYLE.md 18; test/kv/planted.test.ts). Never set outside
+ * tests.
+ */
+export interface KvUnsafe {
+  /** Ignore the session table: every command runs, so a retried write is applied again (thesis §6.3). */
+  readonly noDuplicateDetection?: boolean;
+  /**
+   * Leave the sessions out of snapshots (an empty session list): a member restored from a
+   * snapshot has forgotten which writes ran, so a retry of a client's first write is applied
+   * again, and a later write of the session is refused as session-expired.
+   */
+  readonly sessionsNotInSnapshot?: boolean;
+}
 
 export class KvStateMachine implements ReplicatedService {
   readonly limits: KvLimits;
@@ -29,7 +45,10 @@ export class KvStateMachine implements ReplicatedService {
   /** The largest leader time stamp seen: the log's clock. Never decreases. */
   private clockMs = 0;
 
-  constructor(limits: Partial<KvLimits> = {}) {
+  constructor(
+    limits: Partial<KvLimits> = {},
+    private readonly unsafe: KvUnsafe = {},
+  ) {
     this.limits = { ...kvDefaults, ...limits };
     assert(this.limits.scanLimitMax >= 1, 'scanLimitMax >= 1');
     assert(this.limits.sessionRepliesMax >= 1, 'sessionRepliesMax >= 1');
@@ -66,7 +85,7 @@ export class KvStateMachine implements ReplicatedService {
     this.clockMs = Math.max(this.clockMs, decoded.timeMs);
     this.sessions.expire(this.clockMs);
     const stamp = decoded.session;
-    if (stamp === undefined) return encodeResult(this.execute(decoded.op, index));
+    if (stamp === undefined || this.unsafe.noDuplicateDetection === true) return encodeResult(this.execute(decoded.op, index));
     const decision = this.sessions.decide(stamp, this.clockMs);
     switch (decision.kind) {
       case 'reply':
@@ -191,7 +210,7 @@ export class KvStateMachine implements ReplicatedService {
     const keys: unknown[] = [];
     for (const entry of this.store.entries()) keys.push(entry.key, entry.value, entry.version);
     const sessions: unknown[] = [];
-    for (const session of this.sessions.all()) {
+    for (const session of this.snapshotSessions()) {
       const replies: unknown[] = [];
       for (const [seq, reply] of session.replies) replies.push(seq, reply);
       sessions.push(session.client, session.lastMs, session.ack, replies);
@@ -208,8 +227,13 @@ export class KvStateMachine implements ReplicatedService {
    */
   beginSnapshot(): KvSnapshotEncoder {
     const capture = this.store.beginCapture();
-    const sessions = this.sessions.all().map(sessionRecord);
+    const sessions = this.snapshotSessions().map(sessionRecord);
     return new KvSnapshotEncoder(capture, sessions, this.applied, this.clockMs, snapshotFormat, () => this.store.endCapture(capture));
+  }
+
+  /** The sessions a snapshot holds: all of them, least recently used first. */
+  private snapshotSessions(): Session[] {
+    return this.unsafe.sessionsNotInSnapshot === true ? [] : this.sessions.all();
   }
 
   /** Replaces the whole state with a snapshot taken at `index`. Throws on a corrupt snapshot. */

@@ -16,6 +16,7 @@ import { decodeMessage, encodeMessage } from '../raft/codec.js';
 import { isRequest, type Message } from '../raft/messages.js';
 import { MemoryStorage } from '../runtime/memory-storage.js';
 import { KvService, type KvReadMode, type KvResponse } from '../kv/service.js';
+import type { KvUnsafe } from '../kv/state-machine.js';
 import { check, kvModel, type CheckResult, type KvInput, type KvOutput, type KvValue, type Operation } from '../lincheck/index.js';
 import { Clerk, type ClerkArgs, type ClerkReply } from './kv-clerk.js';
 import { ClerkNetwork } from './kv-rpc.js';
@@ -46,6 +47,7 @@ export interface KvClusterOptions {
   readonly maxraftstate?: number;
   /** Test-only broken variants of the service (STYLE.md 18). */
   readonly readMode?: KvReadMode;
+  readonly unsafe?: KvUnsafe;
   readonly raft?: Partial<Pick<RaftConfig, 'checkQuorum' | 'readMode'>>;
   /** Overrides serverRequestCostMs. */
   readonly requestCostMs?: number;
@@ -71,7 +73,10 @@ export class KvCluster {
   private readonly links: boolean[][];
   private readonly clerks: Clerk[] = [];
   private readonly options: KvClusterOptions;
-  private fatal: string | undefined;
+  /** The first failure of a server or of a background task (go()): the run's verdict. */
+  private failure: Error | undefined;
+  /** Set by cleanup(): the servers are stopped and the simulation is over. */
+  private closed = false;
   /** Snapshots taken by server incarnations that have stopped. */
   private snapshotsOfStopped = 0;
 
@@ -148,10 +153,9 @@ export class KvCluster {
       storage: this.storages[i]!,
       raftStateBytesMax: this.maxraftstate,
       readMode: this.options.readMode ?? 'read-index',
+      ...(this.options.unsafe === undefined ? {} : { unsafe: this.options.unsafe }),
       observer: (node, ready) => this.checker.observe(node, ready),
-      onFatal: (error) => {
-        this.fatal ??= `server ${i} failed: ${String(error)}`;
-      },
+      onFatal: (error) => this.fail(new TestFailure(`server ${i} failed: ${String(error)}`)),
     });
     this.services[i] = service;
     this.raftNetwork.attach(id, (message) => service.replica.raft.receive(message));
@@ -246,6 +250,11 @@ export class KvCluster {
     this.disconnectClient(clerk, this.all());
   }
 
+  /** While `lost`, the clerk's requests reach the servers and run, but every reply is lost: it retries. */
+  loseReplies(clerk: Clerk, lost: boolean): void {
+    this.clerkNetwork.loseReplies(clerk.id, lost);
+  }
+
   /** The lab's Get(cfg, ck, key, log, cli): a clerk call, logged when `client` is given. */
   async get(clerk: Clerk, key: string, client = -1): Promise<string> {
     const callTime = this.scheduler.stampMs();
@@ -313,20 +322,51 @@ export class KvCluster {
     return check(kvModel(), this.history, { timeBudgetMs: budgetMs, nowMs, ...(cacheBytesMax === undefined ? {} : { cacheBytesMax }) });
   }
 
-  /** Fails the test on a server failure or a Raft safety violation. */
+  /** Fails the test on a server failure, a failed background task or a Raft safety violation. */
   checkErrors(): void {
-    if (this.fatal !== undefined) throw new TestFailure(this.fatal);
+    if (this.failure !== undefined) throw this.failure;
     const violation = this.checker.firstViolation();
     if (violation !== undefined) throw new TestFailure(`safety violation: ${violation}`);
   }
 
+  // ---- Background tasks and the end of a run -------------------------------------------------
+  //
+  // A test runs clients, a partitioner, calls it does not wait for at once, as the lab runs
+  // goroutines. A rejected promise nobody awaits yet would be an unhandled rejection: Node's
+  // test runner marks the test failed at once and moves on while the test's body and its
+  // cluster keep running in the background, and a client retrying against stopped servers
+  // keeps the process alive. So every background task goes through go(): its failure is
+  // recorded and fails the run at once — every sleeper of the scheduler (the test's body
+  // among them) is rejected with that error, so the test fails with the task's own message.
+
+  /** Runs `task` in the background: if it rejects, the run fails with its error at once. */
+  go<T>(task: Promise<T>): Promise<T> {
+    task.catch((error: unknown) => this.fail(error instanceof Error ? error : new TestFailure(String(error))));
+    return task;
+  }
+
+  /** Records the run's first failure and ends the simulation with it (no-op once cleaned up). */
+  private fail(error: Error): void {
+    if (this.closed || this.failure !== undefined) return;
+    this.failure = error;
+    this.scheduler.failAt(this.scheduler.nowMs, () => error);
+  }
+
+  /**
+   * Stops every server and ends the simulation: whatever still waits on this cluster's
+   * scheduler (a client of a test that failed, a call to a stopped server) is rejected at its
+   * next step instead of running on. Idempotent, and never throws, so that a `finally` that
+   * calls it keeps the test's own error; call checkErrors() for the verdict.
+   */
   cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (let i = 0; i < this.n; i++) {
       this.services[i]?.stop();
       this.services[i] = undefined;
       this.clerkNetwork.deleteServer(i);
     }
-    this.checkErrors();
+    this.scheduler.failAt(this.scheduler.nowMs, () => new TestFailure('the cluster was cleaned up: the test is over'));
   }
 
   describe(): string {

@@ -57,12 +57,13 @@ export async function genericTest(cfg: KvCluster, params: GenericParams): Promis
 
 async function genericIteration(cfg: KvCluster, ck: Clerk, params: GenericParams, report: GenericReport): Promise<void> {
   const stop = { clients: false, partitioner: false };
-  const clients = Array.from({ length: params.nclients }, (_, cli) => runClient(cfg, cli, params, stop));
+  // Background tasks go through cfg.go(): a client that finds a wrong value fails the run at once.
+  const clients = Array.from({ length: params.nclients }, (_, cli) => cfg.go(runClient(cfg, cli, params, stop)));
   let partitioner: Promise<void> | undefined;
   if (params.partitions) {
     // Let the clients make some progress without interruption.
     await cfg.sleep(1000);
-    partitioner = runPartitioner(cfg, stop);
+    partitioner = cfg.go(runPartitioner(cfg, stop));
   }
   await cfg.sleep(clientPhaseMs);
   stop.clients = true;

@@ -14,6 +14,9 @@
 //     while the handler runs
 //   server deleted when the handler      fails: a reply from a server whose Persister was
 //     returns                            already superseded must not count
+//   loseReplies(clerk)                   every reply to that clerk is lost after the handler
+//                                        ran (a scripted form of the unreliable reply loss, so
+//                                        a test can make a clerk retry a write that applied)
 //
 // so clerks never need timeouts of their own. Arguments and replies travel as MessagePack
 // bytes (no shared objects, real byte counts), and the Raft messages between servers use
@@ -54,6 +57,8 @@ export class ClerkNetwork<A, R> {
   private incarnations = 0;
   /** Enabled (clerk, server) endpoints, as `${clerk}>${server}`. */
   private readonly enabled = new Set<string>();
+  /** Clerks whose every reply is lost (loseReplies). */
+  private readonly repliesLost = new Set<number>();
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -82,6 +87,12 @@ export class ClerkNetwork<A, R> {
     return this.enabled.has(`${clerk}>${server}`);
   }
 
+  /** While `lost`, every reply to `clerk` is lost after the server's handler ran. */
+  loseReplies(clerk: number, lost: boolean): void {
+    if (lost) this.repliesLost.add(clerk);
+    else this.repliesLost.delete(clerk);
+  }
+
   /** Resolves with the reply, or undefined for any failure. Never rejects. */
   async call(clerk: number, server: number, args: A): Promise<R | undefined> {
     const encoded = packr.pack(args);
@@ -98,7 +109,7 @@ export class ClerkNetwork<A, R> {
       if (this.prng.chance(unreliableLossProbability)) return undefined;
     }
     const reply = await this.runHandler(clerk, server, slot, packr.unpack(encoded) as A);
-    if (reply === undefined || this.servers[server] !== slot) return undefined;
+    if (reply === undefined || this.servers[server] !== slot || this.repliesLost.has(clerk)) return undefined;
     if (!this.reliable && this.prng.chance(unreliableLossProbability)) return undefined;
     if (this.reliable) await this.delay(this.reliableDelayMs());
     if (this.servers[server] !== slot) return undefined;

@@ -36,11 +36,15 @@ kvTest('TestUnreliableOneKey4A', 3, { unreliable: true, maxraftstate: -1, linear
   await cfg.put(ck, 'k', '');
   const nclient = 5;
   const upto = 10;
-  const clients = Array.from({ length: nclient }, async (_, me) => {
-    const myck = cfg.makeClient(cfg.all());
-    for (let n = 0; n < upto; n++) await cfg.append(myck, 'k', `x ${me} ${n} y`);
-    cfg.deleteClient(myck);
-  });
+  const clients = Array.from({ length: nclient }, (_, me) =>
+    cfg.go(
+      (async () => {
+        const myck = cfg.makeClient(cfg.all());
+        for (let n = 0; n < upto; n++) await cfg.append(myck, 'k', `x ${me} ${n} y`);
+        cfg.deleteClient(myck);
+      })(),
+    ),
+  );
   await cfg.scheduler.waitOn(Promise.all(clients));
   const value = await cfg.get(ck, 'k');
   checkConcurrentAppends(value, new Array<number>(nclient).fill(upto));
@@ -61,12 +65,16 @@ async function onePartition(cfg: KvCluster): Promise<string> {
   await cfg.check(ckp1, '1', '14');
   // "no progress in minority": neither call may complete within 1 s.
   const done = { put: false, get: false };
-  const putInMinority = cfg.put(ckp2a, '1', '15').then(() => {
-    done.put = true;
-  });
-  const getInMinority = cfg.get(ckp2b, '1').then(() => {
-    done.get = true;
-  });
+  const putInMinority = cfg.go(
+    cfg.put(ckp2a, '1', '15').then(() => {
+      done.put = true;
+    }),
+  );
+  const getInMinority = cfg.go(
+    cfg.get(ckp2b, '1').then(() => {
+      done.get = true;
+    }),
+  );
   await cfg.sleep(1000);
   if (done.put) throw new TestFailure('Put in minority completed');
   if (done.get) throw new TestFailure('Get in minority completed');

@@ -1,7 +1,9 @@
 // Shared set-up for the 6.824 kvraft tests: each test builds a cluster on a fresh seed
 // (SEED=N replays one, SEED=fixed uses the name-derived seeds; see ../raft/lab.ts), runs
 // within the lab's 120 s of virtual time and a real-time timeout, checks every logged
-// history with the linearizability checker, and always cleans up.
+// history with the linearizability checker, and always cleans up: when the test ends, fails
+// or times out, the cluster's servers stop and its simulation ends (KvCluster.cleanup), so a
+// failed test leaves nothing running behind it.
 //
 // The lab lets a history whose check runs out of time ('unknown') pass. So does each test
 // here, but every file ends with kvVerdictsTest(), which fails when more than half of the
@@ -29,6 +31,8 @@ export function kvTest(name: string, servers: number, options: KvTestOptions, bo
     const seed = seedFor(name);
     const cfg = new KvCluster(servers, { ...options, seed, yieldToHost });
     limitVirtualTime(cfg.scheduler);
+    // A real-time timeout ends the test but not its body: stop the cluster under it too.
+    t.signal.addEventListener('abort', () => cfg.cleanup(), { once: true });
     const realStart = performance.now();
     try {
       await cfg.startAll();
