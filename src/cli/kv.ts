@@ -14,11 +14,13 @@ import { parseAddress, type Address } from '../server/config.js';
 import { ClientError, FlotillaClient, KvError, OutcomeUnknownError } from '../server/client.js';
 import { kvDefaults } from '../kv/index.js';
 import { localCluster } from './local-cluster.js';
+import { TlsLoadError } from '../platform/tls.js';
+import { addTlsOptions, clientTls, type TlsFlags } from './tls-options.js';
 import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
 
 export const kvExitCodes = { ok: 0, failed: 1, usage: 2, outcomeUnknown: 4 } as const;
 
-interface KvFlags {
+interface KvFlags extends TlsFlags {
   endpoints: string;
   json?: boolean;
   serializable?: boolean;
@@ -48,7 +50,7 @@ export function registerKv(program: Command): void {
     // Usage errors exit 2 (kvExitCodes.usage); --help still exits 0. Subcommands inherit it.
     .exitOverride((error) => exit(error.exitCode === 0 ? kvExitCodes.ok : kvExitCodes.usage));
   const common = (command: Command) =>
-    command
+    addTlsOptions(command)
       .option('--endpoints <list>', 'client addresses of the members, host:port,...', localCluster.clientAddresses().join(','))
       .option('--json', 'print the result as JSON')
       .option('--timeout-ms <ms>', 'give up after this long (a write may then have applied)', '10000');
@@ -122,7 +124,7 @@ async function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<{ j
   let client: FlotillaClient | undefined;
   let code: number = kvExitCodes.ok;
   try {
-    client = new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms') });
+    client = new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms'), tls: clientTls(flags) });
     const out = await body(client);
     writeOut(flags.json === true ? `${JSON.stringify(out.json)}\n` : `${out.human}\n`);
   } catch (error) {
@@ -140,7 +142,7 @@ async function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<{ j
 function describeFailure(error: unknown): { code: number; name: string; message: string } {
   if (error instanceof OutcomeUnknownError) return { code: kvExitCodes.outcomeUnknown, name: error.code, message: error.message };
   if (error instanceof ClientError || error instanceof KvError) return { code: kvExitCodes.failed, name: error.code, message: error.message };
-  if (error instanceof UsageError || error instanceof InvalidArgumentError) return { code: kvExitCodes.usage, name: 'usage', message: error.message };
+  if (error instanceof UsageError || error instanceof InvalidArgumentError || error instanceof TlsLoadError) return { code: kvExitCodes.usage, name: 'usage', message: error.message };
   if (isFileError(error)) return { code: kvExitCodes.failed, name: 'file', message: `cannot read the value: ${error.message}` };
   throw error;
 }

@@ -19,6 +19,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
   debug: { summary: "ask a running cluster about itself (its members' admin ports)", load: async () => (await import('./debug.js')).registerDebug },
   member: { summary: "list and change a running cluster's members (every Raft group)", load: async () => (await import('./member.js')).registerMember },
   snapshot: { summary: 'back up a running member, and seed a new cluster from a backup', load: async () => (await import('./snapshot.js')).registerSnapshot },
+  cert: { summary: "make a cluster's CA and its members' and clients' TLS certificates", load: async () => (await import('./cert.js')).registerCert },
   mr: { summary: 'MapReduce: a coordinator and workers as separate processes', load: async () => (await import('./mr.js')).registerMapReduce },
   lincheck: {
     summary: 'check a history of operations for linearizability (exit 0 ok, 1 not linearizable, 2 unknown, 3 bad input)',

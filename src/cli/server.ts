@@ -9,6 +9,8 @@
 // a port already in use); 2 for a configuration error; 3 when the data directory is damaged
 // and the member refuses to start (the message names the file and the byte offset); 4 when
 // another live process holds the data directory (the message names its pid).
+//
+// SIGHUP reloads the TLS certificate, key and CA files (src/server/README.md "TLS").
 
 import { type Command, Option } from 'commander';
 import { StorageError } from '../storage/errors.js';
@@ -17,6 +19,7 @@ import { acquireDataLock, type DataLock } from '../platform/data-lock.js';
 import { exit, onSignal, writeErr } from '../platform/process.js';
 import { absolutePath, fileExists, readTextFile } from '../platform/server-files.js';
 import { getJson } from '../platform/http-get.js';
+import { loadClientTls, TlsLoadError } from '../platform/tls.js';
 import { nodeId } from '../stdx/types.js';
 import { ConfigError, configFileInput, describeConfig, formatAddress, parseAddress, resolveConfig, secretFromEnvFile, type ConfigInput, type ServerConfig } from '../server/config.js';
 import { createMemberLogger } from '../server/logging.js';
@@ -48,6 +51,11 @@ interface ServerFlags {
   zkTickMs?: string;
   zkSuperDigest?: string;
   join?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  clientCertAuth?: boolean;
+  zkSecurePort?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -72,6 +80,11 @@ export function registerServer(program: Command): void {
     .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
     .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
+    .option('--tls-cert <file>', "this member's certificate (PEM): TLS on the peer, client and admin ports; it is also the client certificate shown to peers")
+    .option('--tls-key <file>', "the certificate's private key (PEM, unencrypted)")
+    .option('--tls-ca <file>', 'the CA certificate(s) (PEM) that sign the members’ (and clients’) certificates')
+    .option('--client-cert-auth', 'require a client certificate signed by the CA on the client, admin and ZooKeeper secure ports (peers always need one)')
+    .option('--zk-secure-port <port>', "ZooKeeper's secureClientPort: the ZooKeeper protocol over TLS (0: any free port); --zk-port stays plain")
     .option(
       '--join <admin>',
       "join a running cluster: learn its members from one member's admin address (host:port); --peers then needs name only this member, and an empty --data. Then run flotilla member add and promote",
@@ -85,7 +98,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   try {
     config = await loadConfig(flags);
   } catch (error) {
-    if (!(error instanceof ConfigError || error instanceof SyntaxError || isFileError(error))) throw error;
+    if (!(error instanceof ConfigError || error instanceof SyntaxError || error instanceof TlsLoadError || isFileError(error))) throw error;
     writeErr(`flotilla server: ${(error as Error).message}\n`);
     exit(exitCodes.config);
   }
@@ -103,6 +116,11 @@ async function runServer(flags: ServerFlags): Promise<void> {
       logger.fatal({ code: error.code, file: error.file, offset: error.offset }, `refusing to start: ${error.message}`);
       writeErr(`flotilla server: member ${config.id} refuses to start: the data in ${where} is damaged (${error.code}).\n${error.message}\n`);
       exit(exitCodes.damagedData);
+    }
+    if (error instanceof TlsLoadError) {
+      logger.fatal({ error: error.message }, 'refusing to start: the TLS files are not usable');
+      writeErr(`flotilla server: member ${config.id} refuses to start: ${error.message}\n`);
+      exit(exitCodes.config);
     }
     if (isAddressInUse(error)) {
       logger.fatal({ address: `${error.address}:${error.port}` }, 'cannot listen: the address is in use');
@@ -123,13 +141,22 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   onSignal('SIGTERM', () => stop('SIGTERM'));
   onSignal('SIGINT', () => stop('SIGINT'));
+  onSignal('SIGHUP', () => server.reloadTls());
   const addresses = server.addresses();
   logger.info(
     {
-      ports: { peer: addresses.peer.port, client: addresses.client.port, admin: addresses.admin.port, zk: addresses.zk.port },
+      ports: {
+        peer: addresses.peer.port,
+        client: addresses.client.port,
+        admin: addresses.admin.port,
+        zk: addresses.zk.port,
+        ...(addresses.zkSecure === undefined ? {} : { zkSecure: addresses.zkSecure.port }),
+      },
       client: formatAddress(addresses.client),
       admin: formatAddress(addresses.admin),
       zk: formatAddress(addresses.zk),
+      ...(addresses.zkSecure === undefined ? {} : { zkSecure: formatAddress(addresses.zkSecure) }),
+      tls: config.tls !== undefined,
     },
     'listening',
   );
@@ -150,7 +177,8 @@ async function joinCluster(config: ServerConfig, admin: string, logger: ReturnTy
   }
   let status: { id?: unknown; addresses?: { peer?: unknown }; peers?: { id?: unknown; peer?: unknown }[] };
   try {
-    status = (await getJson(`http://${admin}/status`, 5000)) as typeof status;
+    const tls = config.tls === undefined ? undefined : loadClientTls({ cacert: config.tls.caFile, cert: config.tls.certFile, key: config.tls.keyFile });
+    status = (await getJson(`${tls === undefined ? 'http' : 'https'}://${admin}/status`, 5000, tls)) as typeof status;
   } catch (error) {
     await lock.release();
     writeErr(`flotilla server: cannot join through ${admin}: ${(error as Error).message}\n`);
@@ -204,6 +232,11 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     zkPort: flags.zkPort,
     zkTickMs: flags.zkTickMs,
     zkSuperDigest: flags.zkSuperDigest,
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+    tlsCa: flags.tlsCa,
+    clientCertAuth: flags.clientCertAuth,
+    zkSecurePort: flags.zkSecurePort,
   };
   const secretFile = flags.clusterSecretFile ?? (typeof file.clusterSecretFile === 'string' ? file.clusterSecretFile : undefined);
   const secret = secretFile === undefined ? undefined : secretFromEnvFile(await readTextFile(secretFile), secretFile);

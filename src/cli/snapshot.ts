@@ -18,6 +18,8 @@ import { type Backup, BackupError, decodeBackup } from '../server/backup.js';
 import { ConfigError, parseAddress, parsePeers } from '../server/config.js';
 import { restoreDataDirectory } from '../server/restore.js';
 import { localCluster } from './local-cluster.js';
+import { TlsLoadError } from '../platform/tls.js';
+import { addTlsOptions, adminUrl, clientTls, type TlsFlags } from './tls-options.js';
 
 export const snapshotLimits = {
   /** How long a member may take to confirm and encode its state. */
@@ -28,12 +30,11 @@ export const snapshotLimits = {
 
 export function registerSnapshot(program: Command): void {
   const snapshot = program.command('snapshot').description('back up a running member, and seed a new cluster from a backup');
-  snapshot
-    .command('save')
+  addTlsOptions(snapshot.command('save'))
     .argument('<file>', 'where to write the backup (replaced atomically)')
     .description("save a consistent backup of every group's state from one member (confirmed by the leader, so it holds every acknowledged write)")
     .option('--admin <host:port>', "the member's admin address", localCluster.adminAddresses()[0]!)
-    .action((file: string, options: { admin: string }) => save(file, options.admin));
+    .action((file: string, options: { admin: string } & TlsFlags) => save(file, options.admin, options));
   snapshot
     .command('restore')
     .argument('<file>', 'a backup made by snapshot save')
@@ -49,11 +50,12 @@ export function registerSnapshot(program: Command): void {
     .action((file: string) => status(file));
 }
 
-async function save(file: string, admin: string): Promise<void> {
+async function save(file: string, admin: string, flags: TlsFlags): Promise<void> {
   const address = usage(() => parseAddress(admin, '--admin'));
+  const tls = usage(() => clientTls(flags));
   let answer: { status: number; bytes: Uint8Array };
   try {
-    answer = await getBytes(`http://${address.host}:${address.port}/backup`, snapshotLimits.saveTimeoutMs);
+    answer = await getBytes(adminUrl(`${address.host}:${address.port}`, '/backup', tls), snapshotLimits.saveTimeoutMs, tls);
   } catch (error) {
     fail(1, `could not reach the member's admin port ${admin}: ${(error as Error).message}`);
   }
@@ -113,7 +115,7 @@ function usage<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    if (error instanceof ConfigError) fail(2, error.message);
+    if (error instanceof ConfigError || error instanceof TlsLoadError) fail(2, error.message);
     throw error;
   }
 }

@@ -14,11 +14,13 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { posix } from 'node:path';
 import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
 import { Err, ZkClient, ZkError, isZkError, requestBytesMax, type Data, type Stat, type WatchEvent, type Watcher } from '../zkclient/index.js';
+import { TlsLoadError } from '../platform/tls.js';
+import { clientTls, type TlsFlags } from './tls-options.js';
 import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
 
 export const zkExitCodes = { ok: 0, zkError: 1, usage: 2 } as const;
 
-interface ZkFlags {
+interface ZkFlags extends TlsFlags {
   server: string[];
   timeoutMs: number;
 }
@@ -45,6 +47,9 @@ export function registerZk(program: Command): void {
     .description('read, write and watch znodes on a ZooKeeper-compatible server')
     .addOption(new Option('--server <list>', 'servers, host:port,... (any one of them)').argParser(serverList).default(localServers, localServers.join(',')))
     .option('--timeout-ms <ms>', 'session timeout; also how long to try to connect', positiveInteger('--timeout-ms'), 5_000)
+    .option('--cacert <file>', "the CA certificate (PEM) that signed the server's certificate: connect with TLS (to a secure client port)")
+    .option('--cert <file>', 'a client certificate (PEM), for servers that require one')
+    .option('--key <file>', "the client certificate's key (PEM)")
     // Usage errors exit 2 (zkExitCodes.usage); --help still exits 0. Subcommands created
     // below inherit this.
     .exitOverride((error) => exit(error.exitCode === 0 ? zkExitCodes.ok : zkExitCodes.usage));
@@ -149,7 +154,8 @@ async function run<T>(command: Command, body: (client: ZkClient, prepared: T) =>
   let code: number = zkExitCodes.ok;
   try {
     const prepared = (await prepare?.()) as T;
-    client = await ZkClient.connect({ servers: flags.server, sessionTimeoutMs: flags.timeoutMs, initialConnectDeadlineMs: flags.timeoutMs });
+    const tls = clientTls(flags);
+    client = await ZkClient.connect({ servers: flags.server, sessionTimeoutMs: flags.timeoutMs, initialConnectDeadlineMs: flags.timeoutMs, tls });
     const out = await body(client, prepared);
     if (out !== undefined) writeOut(out);
   } catch (error) {
@@ -162,7 +168,7 @@ async function run<T>(command: Command, body: (client: ZkClient, prepared: T) =>
 
 /** Prints an operating error and returns its exit code; anything else is a bug and is rethrown. */
 function describeFailure(error: unknown): number {
-  if (error instanceof UsageError) {
+  if (error instanceof UsageError || error instanceof TlsLoadError) {
     writeErr(`flotilla zk: ${error.message}\n`);
     return zkExitCodes.usage;
   }

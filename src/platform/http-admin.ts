@@ -3,11 +3,15 @@
 // node:http does the edge checks: a request line or headers that do not parse, or headers
 // larger than headerBytesMax, get a 400/431 and the connection is closed ('clientError',
 // logged here); nothing a client sends reaches the handler unparsed or crashes the process.
+// With `tls` it is node:https with the member certificate (client certificates required
+// with clientCertAuth; tls.ts).
 
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { assert } from '../stdx/assert.js';
+import type { MemberTls } from './tls.js';
 
 export interface HttpLogger {
   warn(fields: object, message: string): void;
@@ -32,6 +36,8 @@ export interface HttpAdminOptions {
   readonly fetch: (request: Request) => Response | Promise<Response>;
   readonly logger: HttpLogger;
   readonly limits?: Partial<HttpLimits>;
+  /** Serve https with the member certificate. */
+  readonly tls?: MemberTls;
 }
 
 export class HttpAdminServer {
@@ -40,11 +46,14 @@ export class HttpAdminServer {
   /** Listens (port 0 picks a free port). */
   static start(options: HttpAdminOptions): Promise<HttpAdminServer> {
     const limits = { ...httpDefaults, ...options.limits };
+    const tls = options.tls;
+    const httpOptions = { maxHeaderSize: limits.headerBytesMax, requestTimeout: limits.requestTimeoutMs };
     const server = createAdaptorServer({
       fetch: options.fetch,
-      createServer,
-      serverOptions: { maxHeaderSize: limits.headerBytesMax, requestTimeout: limits.requestTimeoutMs },
+      createServer: tls === undefined ? createServer : createHttpsServer,
+      serverOptions: tls === undefined ? httpOptions : { ...httpOptions, ...tls.serverOptions('admin') },
     }) as Server;
+    tls?.secure(server as unknown as HttpsServer, 'admin', options.logger);
     server.maxConnections = limits.connectionsMax;
     server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
       options.logger.warn({ port: 'admin', remote: socket.remoteAddress, reason: error.code ?? error.message }, 'closed an admin connection: malformed or oversized HTTP request');

@@ -18,15 +18,22 @@
 //
 //   Fresh random nonces on both sides defeat replay. This authenticates the endpoints; it
 //   does not protect later frames from an attacker on the path (that is what TLS is for).
+// - With `tls` (a MemberTls, tls.ts), every connection is mutual TLS first: both sides
+//   present a certificate signed by the cluster's CA, and the dialer checks that the
+//   acceptor's certificate names the address it dialled. The handshake above then runs
+//   inside TLS, so a member needs both the CA's certificate and the cluster secret. A
+//   refused handshake is logged with the remote address and the reason, on both sides.
 // - A malformed, unauthenticated or oversized frame, or a message that fails validation,
 //   closes that connection with a log line. Nothing a peer sends can throw out of here.
 
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { assert } from '../stdx/assert.js';
 import type { NodeId } from '../stdx/types.js';
 import type { Transport } from '../io/transport.js';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameError } from './framing.js';
+import { describeTlsError, isTlsError, type MemberTls } from './tls.js';
 
 export interface PeerAddress {
   readonly host: string;
@@ -81,6 +88,8 @@ export interface PeerTransportOptions<M> {
   readonly onPeerClosed?: (id: NodeId) => void;
   readonly logger: PeerLogger;
   readonly limits?: Partial<PeerTransportLimits>;
+  /** Mutual TLS on every peer connection (both directions); undefined: plain TCP. */
+  readonly tls?: MemberTls;
 }
 
 export interface PeerTransportStats {
@@ -259,7 +268,18 @@ export class PeerTransport<M> {
   // ---- Connections ----
 
   private listen(): Promise<void> {
-    const server = createServer((socket) => this.accept(socket));
+    const tls = this.options.tls;
+    let server: Server;
+    if (tls === undefined) {
+      server = createServer((socket) => this.accept(socket));
+    } else {
+      server = createTlsServer(tls.serverOptions('peer'));
+      tls.secure(server as ReturnType<typeof createTlsServer>, 'peer', this.options.logger);
+      // After secure()'s check, which destroys a socket whose certificate the CA did not sign.
+      server.on('secureConnection', (socket: TLSSocket) => {
+        if (!socket.destroyed) this.accept(socket);
+      });
+    }
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -279,7 +299,7 @@ export class PeerTransport<M> {
       return;
     }
     this.pendingHandshakes++;
-    this.track(new Connection(this.handshakeContext(), socket, 'acceptor', undefined));
+    this.track(new Connection(this.handshakeContext(), socket, 'acceptor', undefined, this.options.tls !== undefined));
   }
 
   /** Dials `peer` if this member is the dialer for the pair and is not already connected. */
@@ -287,8 +307,12 @@ export class PeerTransport<M> {
     if (this.closed || peer.id < this.options.selfId) return;
     if (peer.connection !== undefined || peer.dialing || peer.reconnectTimer !== undefined || peer.address === undefined) return;
     peer.dialing = true;
-    const socket = connect({ host: peer.address.host, port: peer.address.port });
-    this.track(new Connection(this.handshakeContext(), socket, 'dialer', peer.id));
+    const { host, port } = peer.address;
+    const tls = this.options.tls;
+    const socket = tls === undefined ? connect({ host, port }) : connectTls({ host, port, ...tls.connectOptions(host) });
+    const connection = new Connection(this.handshakeContext(), socket, 'dialer', peer.id, tls !== undefined);
+    connection.dialled = `${host}:${port}`;
+    this.track(connection);
   }
 
   private track(connection: Connection): void {
@@ -319,7 +343,7 @@ export class PeerTransport<M> {
     peer.failedDials = 0;
     if (old !== undefined && old !== connection) old.socket.destroy();
     connection.socket.on('drain', () => this.scheduleFlush(peer));
-    this.options.logger.info({ peer: peer.id, role: connection.role }, 'peer connection authenticated');
+    this.options.logger.info({ peer: peer.id, role: connection.role, tls: this.options.tls !== undefined }, 'peer connection authenticated');
     this.scheduleFlush(peer);
   }
 
@@ -382,6 +406,8 @@ type ConnectionState = 'await-hello' | 'await-challenge' | 'await-proof' | 'open
 
 class Connection {
   state: ConnectionState;
+  /** The address a dialer dialled, for log lines (a failed socket may no longer know it). */
+  dialled: string | undefined = undefined;
   /** Set once fail() destroyed the socket; frames already decoded are ignored. */
   private failed = false;
   private readonly decoder: FrameDecoder;
@@ -395,15 +421,17 @@ class Connection {
     readonly role: 'dialer' | 'acceptor',
     /** Known from the start for a dialer; from HELLO for an acceptor. */
     public peerId: NodeId | undefined,
+    /** A TLS socket: a dialer starts the handshake once TLS is up ('secureConnect'). */
+    tls: boolean,
   ) {
     this.decoder = new FrameDecoder(context.limits.frameBytesMax);
     this.state = role === 'dialer' ? 'await-challenge' : 'await-hello';
     socket.setNoDelay(true);
     this.handshakeTimer = setTimeout(() => this.fail('handshake timed out'), context.limits.handshakeTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (error) => this.context.logger.debug({ peer: this.peerId, error: error.message }, 'peer socket error'));
+    socket.on('error', (error) => this.socketError(error));
     socket.on('close', () => this.closed());
-    if (role === 'dialer') socket.on('connect', () => this.sendHello());
+    if (role === 'dialer') socket.on(tls ? 'secureConnect' : 'connect', () => this.sendHello());
   }
 
   /** Closes the connection with a logged reason. */
@@ -412,6 +440,15 @@ class Connection {
     this.failed = true;
     this.context.logger.warn({ peer: this.peerId, remote: this.socket.remoteAddress, role: this.role, reason }, 'closed a peer connection');
     this.socket.destroy();
+  }
+
+  private socketError(error: Error): void {
+    if (!isTlsError(error)) {
+      this.context.logger.debug({ peer: this.peerId, error: error.message }, 'peer socket error');
+      return;
+    }
+    const remote = this.dialled ?? (this.socket.remoteAddress === undefined ? undefined : `${this.socket.remoteAddress}:${this.socket.remotePort}`);
+    this.context.logger.warn({ peer: this.peerId, remote, role: this.role, reason: describeTlsError(error) }, 'TLS handshake with a peer failed');
   }
 
   private closed(): void {

@@ -50,7 +50,7 @@ export function isInputTerminal(): boolean {
   return process.stdin.isTTY === true;
 }
 
-export function onSignal(signal: 'SIGINT' | 'SIGTERM', handler: () => void): void {
+export function onSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', handler: () => void): void {
   process.on(signal, handler);
 }
 

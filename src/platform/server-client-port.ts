@@ -6,10 +6,16 @@
 // in server/. What it guarantees: an oversized frame, a socket error, or a client that
 // stops reading (its unread replies pass outputBytesMax) closes that one connection with
 // a log line; nothing a client sends can throw out of an event handler.
+//
+// With `tls`, the listener is a TLS server (tls.ts: the member certificate, client
+// certificates required with clientCertAuth) and a dial is a TLS connection that checks
+// the server's certificate against the given CA and the address dialled.
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { assert } from '../stdx/assert.js';
 import { FrameDecoder, FrameError, encodeFrame } from './framing.js';
+import { type ClientTls, clientConnectOptions, describeTlsError, isTlsError, type MemberTls, type TlsPort } from './tls.js';
 
 export interface FramedLogger {
   info(fields: object, message: string): void;
@@ -63,6 +69,8 @@ export interface FramedServerOptions extends FramedHandlers {
   readonly limits?: Partial<FramedLimits>;
   /** Names the port in log lines ("client"). */
   readonly name: string;
+  /** Serve TLS with the member's certificate (the port decides whether client certificates are required). */
+  readonly tls?: { readonly member: MemberTls; readonly port: TlsPort };
 }
 
 let nextConnectionId = 1;
@@ -169,9 +177,18 @@ export class FramedServer {
   /** Listens (port 0 picks a free port). */
   static start(options: FramedServerOptions): Promise<FramedServer> {
     const limits = { ...framedDefaults, ...options.limits };
-    const server = createServer();
+    const tls = options.tls;
+    const server = tls === undefined ? createServer() : createTlsServer(tls.member.serverOptions(tls.port));
     const framed = new FramedServer(server, options, limits);
-    server.on('connection', (socket) => framed.accept(socket));
+    if (tls === undefined) {
+      server.on('connection', (socket) => framed.accept(socket));
+    } else {
+      tls.member.secure(server as ReturnType<typeof createTlsServer>, tls.port, options.logger);
+      // After secure()'s check, which destroys a socket with a refused client certificate.
+      server.on('secureConnection', (socket: TLSSocket) => {
+        if (!socket.destroyed) framed.accept(socket);
+      });
+    }
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {
@@ -232,6 +249,8 @@ export interface DialOptions extends FramedHandlers {
   readonly port: number;
   readonly connectTimeoutMs: number;
   readonly limits?: Partial<FramedLimits>;
+  /** Dial with TLS: the server's certificate must be signed by `tls.ca` and name `host`. */
+  readonly tls?: ClientTls | undefined;
 }
 
 /** Why a connection could not be made; `code` is the socket error's (ECONNREFUSED), or 'ETIMEDOUT'. */
@@ -249,17 +268,19 @@ export class DialError extends Error {
 export function dialFramed(options: DialOptions): Promise<FramedConnection> {
   const limits = { ...framedDefaults, ...options.limits };
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: options.host, port: options.port });
+    const tls = options.tls;
+    const socket = tls === undefined ? connect({ host: options.host, port: options.port }) : connectTls({ host: options.host, port: options.port, ...clientConnectOptions(tls, options.host) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new DialError(`connecting to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`, 'ETIMEDOUT'));
     }, options.connectTimeoutMs);
     const failed = (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new DialError(`connecting to ${options.host}:${options.port} failed: ${error.message}`, error.code));
+      const reason = isTlsError(error) ? `the TLS handshake failed: ${describeTlsError(error)}` : error.message;
+      reject(new DialError(`connecting to ${options.host}:${options.port} failed: ${reason}`, error.code));
     };
     socket.once('error', failed);
-    socket.once('connect', () => {
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(timer);
       socket.off('error', failed);
       resolve(new SocketConnection(socket, limits, options, undefined, 'client'));

@@ -54,6 +54,12 @@ export interface RaftConfig {
     readonly backtrackOneEntry?: boolean;
     /** The runtime hands the first entry of every applied batch to the service twice. */
     readonly applyTwice?: boolean;
+    /** The runtime persists every hard state with vote 0, so a restarted node can vote twice in a term. */
+    readonly forgetVote?: boolean;
+    /** A follower replaces conflicting entries but keeps the old entries after them (Figure 2, AppendEntries step 3). */
+    readonly keepConflictingSuffix?: boolean;
+    /** Elections and commitment count ⌊n/2⌋ as a majority instead of ⌊n/2⌋ + 1. */
+    readonly smallQuorum?: boolean;
   };
 }
 

@@ -17,7 +17,7 @@ import { RaftLog } from './log.js';
 import { type ConfChange, type Membership, applyConfChange, confContextBytesMax, decodeConfEntry, encodeConfEntry } from './membership.js';
 import type { Append, AppendResponse, Heartbeat, HeartbeatResponse, Message, ReadIndexRequest, SnapshotChunk, SnapshotResponse, VoteRequest } from './messages.js';
 import { Progress } from './progress.js';
-import { committedIndex, quorumActive, voteResult } from './quorum.js';
+import { committedIndex, majority, quorumActive, voteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
 import type { Entry, HardState, Snapshot, SnapshotMeta } from './types.js';
 
@@ -124,6 +124,7 @@ export class RaftCore {
     this.membership = { voters: [], learners: [] };
     this.setMembership(snapshot ? { voters: snapshot.meta.voters, learners: snapshot.meta.learners } : { voters: sortIds(config.voters), learners: sortIds(config.learners ?? []) });
     this.log = new RaftLog(snapshot?.meta.index ?? index(0), snapshot?.meta.term ?? term(0), initial.entries, initial.hardState.commit);
+    this.log.keepConflictingSuffix = config.unsafe?.keepConflictingSuffix === true;
     this.membershipHistory = [{ index: this.log.snapshotIndex, membership: this.membership }];
     this.readOnly = new ReadOnly(this.id);
     this.lastHardState = this.hardState();
@@ -412,7 +413,7 @@ export class RaftCore {
 
   /** Acts on the votes so far. Returns true if the election is decided. */
   private checkElection(): boolean {
-    const result = voteResult(this.membership.voters, this.votes);
+    const result = voteResult(this.membership.voters, this.votes, this.quorum());
     if (result === 'pending') return false;
     if (result === 'lost') {
       this.becomeFollower(this.term, nodeId(0));
@@ -652,9 +653,15 @@ export class RaftCore {
     this.oweAppend(m.from, true);
   }
 
+  /** Votes or replicas that make a majority of the voters (smaller only in a planted bug). */
+  private quorum(): number {
+    const n = this.membership.voters.length;
+    return this.config.unsafe?.smallQuorum === true ? Math.max(1, Math.floor(n / 2)) : majority(n);
+  }
+
   /** Raft §5.3–5.4: commit the quorum's match index if it is of the current term. */
   private maybeCommit(): boolean {
-    const candidate = committedIndex(this.membership.voters, (id) => this.progress.get(id)?.match ?? 0);
+    const candidate = committedIndex(this.membership.voters, (id) => this.progress.get(id)?.match ?? 0, this.quorum());
     if (candidate <= this.log.committed) return false;
     const currentTermOnly = this.config.unsafe?.commitPreviousTermByCounting !== true;
     if (currentTermOnly && this.log.term(candidate) !== this.term) return false;
@@ -815,6 +822,14 @@ export class RaftCore {
   private setMembership(membership: Membership): void {
     this.membership = membership;
     this.memberIds = sortIds([...membership.voters, ...membership.learners]);
+  }
+
+  /**
+   * The index of the config entry that set the applied configuration (ZooKeeper's config
+   * version), or the snapshot's index if that entry was compacted before this node started.
+   */
+  get configIndex(): Index {
+    return this.membershipHistory[this.membershipHistory.length - 1]!.index;
   }
 
   /** Voters and learners, sorted. */

@@ -22,6 +22,8 @@ export class RaftLog {
   committed: Index;
   applied: Index;
   stableIndex: Index;
+  /** Planted bug, tests only (RaftConfig.unsafe.keepConflictingSuffix). */
+  keepConflictingSuffix = false;
 
   constructor(snapshotIndex: Index, snapshotTerm: Term, entries: readonly Entry[], committed: Index) {
     this.snapshotIndex = snapshotIndex;
@@ -105,8 +107,11 @@ export class RaftLog {
       if (entry.index <= this.snapshotIndex) continue;
       if (this.matchTerm(entry.index, entry.term)) continue;
       assert(entry.index > this.committed, `conflict at committed index ${entry.index}`);
+      // Planted bug (tests only): the old entries after the new ones survive the conflict.
+      const kept = this.keepConflictingSuffix ? this.entries.filter((e) => e.index > lastNew) : [];
       this.truncateFrom(entry.index);
       this.append(entries.slice(k));
+      for (const old of kept) this.append([old]);
       break;
     }
     return lastNew;

@@ -11,16 +11,16 @@ export function majority(voterCount: number): number {
  * The largest index that a majority of `voters` has reached, given each voter's match
  * index (missing voters count as 0).
  */
-export function committedIndex(voters: readonly NodeId[], matchOf: (id: NodeId) => number): number {
+export function committedIndex(voters: readonly NodeId[], matchOf: (id: NodeId) => number, quorum = majority(voters.length)): number {
   if (voters.length === 0) return 0;
   const matches = voters.map(matchOf).sort((a, b) => b - a);
-  return matches[majority(voters.length) - 1]!;
+  return matches[quorum - 1]!;
 }
 
 export type VoteResult = 'won' | 'lost' | 'pending';
 
 /** The outcome of an election given the votes received so far (true = granted). */
-export function voteResult(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+export function voteResult(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>, needed = majority(voters.length)): VoteResult {
   let granted = 0;
   let rejected = 0;
   for (const id of voters) {
@@ -28,7 +28,6 @@ export function voteResult(voters: readonly NodeId[], votes: ReadonlyMap<NodeId,
     if (vote === true) granted++;
     else if (vote === false) rejected++;
   }
-  const needed = majority(voters.length);
   if (granted >= needed) return 'won';
   if (rejected > voters.length - needed) return 'lost';
   return 'pending';

@@ -4,7 +4,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
-import type { Index, NodeId, Term } from '../stdx/types.js';
+import { type Index, type NodeId, type Term, nodeId } from '../stdx/types.js';
 import type { Clock, Timer } from '../io/clock.js';
 import type { Transport } from '../io/transport.js';
 import { RaftCore, type ProposeResult, type Ready, type Role } from '../raft/core.js';
@@ -61,6 +61,8 @@ export class RaftNode {
   readonly core: RaftCore;
   private readonly options: RaftNodeOptions;
   private timer: Timer | undefined;
+  /** The clock time the last tick stands for. */
+  private lastTickMs: number;
   private processing = false;
   private stopped = false;
   private readContext = 0;
@@ -73,6 +75,10 @@ export class RaftNode {
   private constructor(options: RaftNodeOptions, core: RaftCore) {
     this.options = options;
     this.core = core;
+    // Ticks fall on multiples of tickMs of the clock. Nodes that share a clock (the
+    // simulator's) then tick together and time out in the same instant when their
+    // randomized timeouts agree: split votes, the hard case, stay common in simulation.
+    this.lastTickMs = Math.floor(options.clock.nowMs() / options.tickMs) * options.tickMs;
   }
 
   /** Loads the persisted state and starts ticking. */
@@ -203,10 +209,24 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Ticks the core once per tickMs of the clock, not once per timer callback: after a pause
+   * (SIGSTOP, a long GC, a stalled event loop) the timer fires once, late, and the ticks the
+   * pause swallowed are caught up at once, so a leader that slept through an election
+   * timeout sees its lease run out and check-quorum depose it before it serves anything.
+   */
   private scheduleTick(): void {
-    this.timer = this.options.clock.setTimer(this.options.tickMs, () => {
+    const { clock, tickMs } = this.options;
+    const due = this.lastTickMs + tickMs;
+    this.timer = clock.setTimer(Math.max(0, due - clock.nowMs()), () => {
       if (this.stopped) return;
-      this.core.tick();
+      const late = Math.floor((clock.nowMs() - this.lastTickMs) / tickMs);
+      // Past a few election timeouts more ticks change nothing (the bound keeps a resumed
+      // laptop from spinning here, and a leader from sending a heartbeat per missed tick).
+      const catchUpMax = 3 * this.options.config.electionTicks;
+      const ticks = Math.min(Math.max(1, late), catchUpMax);
+      this.lastTickMs = late > catchUpMax ? clock.nowMs() : this.lastTickMs + ticks * tickMs;
+      for (let i = 0; i < ticks; i++) this.core.tick();
       this.process();
       this.scheduleTick();
     });
@@ -239,7 +259,9 @@ export class RaftNode {
     while (!this.stopped && this.core.hasReady()) {
       const ready = this.core.ready();
       if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
-        await this.options.storage.save({ entries: ready.entries, hardState: ready.hardState, snapshot: ready.snapshot });
+        // Planted bug (tests only): the vote never reaches the disk.
+        const hardState = ready.hardState !== undefined && this.options.config.unsafe?.forgetVote === true ? { ...ready.hardState, vote: nodeId(0) } : ready.hardState;
+        await this.options.storage.save({ entries: ready.entries, hardState, snapshot: ready.snapshot });
         if (this.stopped) return;
       }
       for (const message of ready.messages) this.options.transport.send(message.to, message);

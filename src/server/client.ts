@@ -27,6 +27,9 @@ import { assert, unreachable } from '../stdx/assert.js';
 import type { Clock } from '../io/clock.js';
 import { realClock } from '../platform/clock.js';
 import { DialError, dialFramed, type FramedConnection } from '../platform/server-client-port.js';
+import type { ClientTls } from '../platform/tls.js';
+
+export { loadClientTls, TlsLoadError, type ClientTls, type ClientTlsFiles } from '../platform/tls.js';
 import { formatAddress, type Address } from './config.js';
 import { decodeResponse, encodeRequest, type ClientRequest, type ClientResponse } from './protocol.js';
 import { randomClientId } from '../platform/server-random.js';
@@ -49,6 +52,12 @@ export interface ClientOptions {
   readonly retryDelayMsMax?: number;
   /** Requests waiting for a reply on one connection. */
   readonly pendingRequestsMax?: number;
+  /**
+   * Connect with TLS: the members' certificates must be signed by `tls.ca` (and name the
+   * address dialled); `cert` and `key` are presented when the members require client
+   * certificates. Read the files with loadClientTls (`flotilla/client` exports it).
+   */
+  readonly tls?: ClientTls | undefined;
 }
 
 interface ClientLimits {
@@ -144,6 +153,7 @@ class MemberConnection {
     readonly address: Address,
     private readonly clock: Clock,
     private readonly options: ClientLimits,
+    private readonly tls: ClientTls | undefined,
     private readonly onClosed: () => void,
   ) {}
 
@@ -153,6 +163,7 @@ class MemberConnection {
       port: this.address.port,
       connectTimeoutMs: this.options.connectTimeoutMs,
       limits: { frameBytesMax: this.options.frameBytesMax },
+      tls: this.tls,
       onFrame: (_connection, body) => this.receive(body),
       onClose: () => this.closed('the connection closed'),
     });
@@ -209,6 +220,7 @@ export class FlotillaClient {
   /** This client's session id (kv/sessions.ts). */
   readonly clientId: number;
   private readonly options: ClientLimits;
+  private readonly tls: ClientTls | undefined;
   private readonly clock: Clock;
   private readonly endpoints: Address[];
   private readonly connections = new Map<string, MemberConnection>();
@@ -223,8 +235,9 @@ export class FlotillaClient {
 
   constructor(options: ClientOptions) {
     assert(options.endpoints.length > 0, 'at least one endpoint');
-    const { endpoints: _endpoints, clock, clientId, ...limits } = options;
+    const { endpoints: _endpoints, clock, clientId, tls, ...limits } = options;
     this.options = { ...clientDefaults, ...limits };
+    this.tls = tls;
     this.clock = clock ?? realClock;
     this.endpoints = [...options.endpoints];
     this.clientId = clientId ?? randomClientId();
@@ -412,7 +425,7 @@ export class FlotillaClient {
     const key = formatAddress(address);
     const existing = this.connections.get(key);
     if (existing !== undefined) return existing;
-    const connection = new MemberConnection(address, this.clock, this.options, () => {
+    const connection = new MemberConnection(address, this.clock, this.options, this.tls, () => {
       if (this.connections.get(key) === connection) this.connections.delete(key);
     });
     await connection.open();

@@ -3,6 +3,11 @@
 //
 // The cluster secret comes from a flag, the JSON file, or an env-file
 // (FLOTILLA_CLUSTER_SECRET=...). It is never logged: describeConfig() leaves it out.
+//
+// TLS (README.md "TLS"): tlsCert, tlsKey and tlsCa come together or not at all; with them
+// every port but the plain ZooKeeper port speaks TLS, and zkSecurePort opens ZooKeeper's
+// secure client port. clientCertAuth requires client certificates on the client, admin
+// and ZooKeeper secure ports (the peer port always requires them).
 
 import { nodeId, type NodeId } from '../stdx/types.js';
 import type { KvReadMode } from '../kv/index.js';
@@ -42,6 +47,18 @@ export interface ServerConfig {
   readonly zkTickMs: number;
   /** A digest id ("user:base64(sha1(user:password))") that is a ZooKeeper superuser, if any. */
   readonly zkSuperDigest: string | undefined;
+  /** TLS on the peer, client and admin ports (and the ZooKeeper secure port); undefined: plain TCP. */
+  readonly tls: TlsSettings | undefined;
+  /** ZooKeeper's secureClientPort (0: the OS picks); undefined: none. Only with tls. */
+  readonly zkSecurePort: number | undefined;
+}
+
+export interface TlsSettings {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+  /** Require a client certificate signed by the CA on the client, admin and ZooKeeper secure ports. */
+  readonly clientCertAuth: boolean;
 }
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -88,6 +105,11 @@ export interface ConfigInput {
   zkPort?: unknown;
   zkTickMs?: unknown;
   zkSuperDigest?: unknown;
+  tlsCert?: unknown;
+  tlsKey?: unknown;
+  tlsCa?: unknown;
+  clientCertAuth?: unknown;
+  zkSecurePort?: unknown;
 }
 
 export class ConfigError extends Error {
@@ -113,6 +135,11 @@ const inputKeys: ReadonlySet<string> = new Set([
   'zkPort',
   'zkTickMs',
   'zkSuperDigest',
+  'tlsCert',
+  'tlsKey',
+  'tlsCa',
+  'clientCertAuth',
+  'zkSecurePort',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -162,7 +189,30 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     zkPort: merged.zkPort === undefined ? configLimits.zkPortDefault : port(merged.zkPort, 'zkPort'),
     zkTickMs: merged.zkTickMs === undefined ? configLimits.zkTickMsDefault : integerIn(merged.zkTickMs, 'zkTickMs', configLimits.zkTickMsMin, configLimits.zkTickMsMax),
     zkSuperDigest: superDigest(merged.zkSuperDigest),
+    ...tlsSettings(merged),
   };
+}
+
+function tlsSettings(merged: ConfigInput): { tls: TlsSettings | undefined; zkSecurePort: number | undefined } {
+  const certFile = optionalString(merged.tlsCert, 'tlsCert');
+  const keyFile = optionalString(merged.tlsKey, 'tlsKey');
+  const caFile = optionalString(merged.tlsCa, 'tlsCa');
+  const clientCertAuth = booleanSetting(merged.clientCertAuth, 'clientCertAuth');
+  const zkSecurePort = merged.zkSecurePort === undefined ? undefined : port(merged.zkSecurePort, 'zkSecurePort');
+  const given = [certFile, keyFile, caFile].filter((file) => file !== undefined).length;
+  if (given === 0) {
+    if (clientCertAuth) throw new ConfigError('clientCertAuth needs TLS: pass --tls-cert, --tls-key and --tls-ca');
+    if (zkSecurePort !== undefined) throw new ConfigError('zkSecurePort needs TLS: pass --tls-cert, --tls-key and --tls-ca');
+    return { tls: undefined, zkSecurePort: undefined };
+  }
+  if (certFile === undefined || keyFile === undefined || caFile === undefined) throw new ConfigError('TLS needs all three of --tls-cert, --tls-key and --tls-ca (tlsCert, tlsKey, tlsCa)');
+  return { tls: { certFile, keyFile, caFile, clientCertAuth }, zkSecurePort };
+}
+
+function booleanSetting(raw: unknown, what: string): boolean {
+  if (raw === undefined || raw === false || raw === 'false') return false;
+  if (raw === true || raw === 'true') return true;
+  throw new ConfigError(`${what}: ${JSON.stringify(raw)} is not true or false`);
 }
 
 function integerIn(raw: unknown, what: string, min: number, max: number): number {
@@ -256,6 +306,8 @@ export function describeConfig(config: ServerConfig): object {
     readMode: config.readMode,
     zkPort: config.zkPort,
     zkTickMs: config.zkTickMs,
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
+    ...(config.zkSecurePort === undefined ? {} : { zkSecurePort: config.zkSecurePort }),
   };
 }
 

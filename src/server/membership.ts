@@ -41,13 +41,15 @@ export interface MemberRequest {
   /** The new member's peer address (add only). */
   readonly peer?: string;
   readonly group: GroupName;
+  /** Refuse (412) unless the group's configuration is still the one its entry at this index set (ZooKeeper's reconfig -v). */
+  readonly configIndex?: number;
 }
 
 /** A refusal with the HTTP status the admin API answers with. */
 export class MemberError extends Error {
   override name = 'MemberError';
   constructor(
-    readonly status: 400 | 409 | 503 | 504,
+    readonly status: 400 | 409 | 412 | 503 | 504,
     message: string,
   ) {
     super(message);
@@ -104,6 +106,9 @@ export class MembershipAdmin {
     const node = this.host.node(request.group);
     const status = node.status();
     if (status.role !== 'leader') return this.forwardToLeader(request, status.leader);
+    if (request.configIndex !== undefined && request.configIndex !== node.core.configIndex) {
+      throw new MemberError(412, `the ${request.group} group's configuration is at index ${node.core.configIndex}, not ${request.configIndex}`);
+    }
     switch (request.action) {
       case 'add':
         return this.add(node, request);
@@ -171,7 +176,8 @@ export class MembershipAdmin {
     if (!node.core.membership.learners.includes(request.id)) throw new MemberError(409, `member ${request.id} is not a learner of the ${request.group} group`);
     const match = node.core.matchOf(request.id) ?? 0;
     const last = node.status().lastIndex;
-    if (last - match > membershipLimits.promoteLagEntriesMax) {
+    // match 0: the learner has never answered (a small log would otherwise let an unreachable one through).
+    if (match === 0 || last - match > membershipLimits.promoteLagEntriesMax) {
       throw new MemberError(409, `member ${request.id} is not caught up in the ${request.group} group (it has ${match} of ${last} entries); try again once it is`);
     }
     return this.change(node, request, { type: 'promote', node: request.id });
@@ -207,7 +213,17 @@ export class MembershipAdmin {
     if (voters.length === 0) throw new MemberError(409, `member ${request.id} is the ${request.group} group's only voter`);
     const successor = voters.reduce((best, id) => ((node.core.matchOf(id) ?? 0) > (node.core.matchOf(best) ?? 0) ? id : best));
     await this.transfer(node, { ...request, action: 'transfer-leader', id: successor });
-    return this.forwardToLeader(request, successor);
+    // A new leader takes no change until it has applied every entry appended before its
+    // election (the core's conf-change-pending), and the successor, leader for a moment
+    // only, may be short of that when the removal arrives: it would refuse the removal
+    // after this member had already given up leadership. Ask again while it says so.
+    const deadline = this.host.clock.nowMs() + membershipLimits.changeTimeoutMs;
+    for (;;) {
+      const answer = await this.forwardToLeader(request, successor);
+      const refusal = (answer as { error?: unknown }).error;
+      if (typeof refusal !== 'string' || !refusal.includes('(conf-change-pending)') || this.host.clock.nowMs() >= deadline) return answer;
+      await new Promise<void>((resolve) => this.host.clock.setTimer(membershipLimits.pollMs, resolve));
+    }
   }
 
   private async forwardToLeader(request: MemberRequest, leader: NodeId): Promise<object> {

@@ -16,6 +16,8 @@ export interface MemberInfo {
   readonly from: NodeId;
   readonly client: Address;
   readonly admin: Address;
+  /** The ZooKeeper client port (for /zookeeper/config); absent from members that predate it. */
+  readonly zk?: Address;
 }
 
 /** A ZooKeeper command a follower hands to the leader to propose (zk/service.ts). */
@@ -52,7 +54,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
   switch (message.type) {
     case 'MemberInfo':
-      return tagged(MEMBER_INFO_TAG, { from: message.from, client: message.client, admin: message.admin });
+      return tagged(MEMBER_INFO_TAG, { from: message.from, client: message.client, admin: message.admin, ...(message.zk === undefined ? {} : { zk: message.zk }) });
     case 'ZkForward':
       return tagged(ZK_FORWARD_TAG, { from: message.from, command: message.command });
     case 'ZkTouch':
@@ -96,7 +98,8 @@ export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
       throw new DecodeError('ZkTouch.sessions is not a list of session ids');
     return { type: 'ZkTouch', from: nodeId(from), sessions: sessions as number[] };
   }
-  return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin') };
+  const zk = m['zk'] === undefined ? {} : { zk: address(m['zk'], 'zk') };
+  return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin'), ...zk };
 }
 
 function address(raw: unknown, what: string): Address {

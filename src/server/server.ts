@@ -21,8 +21,9 @@ import { fileDescriptors, hostEnvironment, randomBytesArray, sha1, sha256, wallC
 import type { RaftNode } from '../runtime/node.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import { PeerTransport } from '../platform/peer-transport.js';
-import { FramedServer } from '../platform/server-client-port.js';
+import { type FramedConnection, FramedServer } from '../platform/server-client-port.js';
 import { HttpAdminServer } from '../platform/http-admin.js';
+import { MemberTls } from '../platform/tls.js';
 import { randomSeed } from '../platform/server-random.js';
 import { directoryBytes } from '../platform/server-files.js';
 import { processId } from '../platform/process.js';
@@ -33,6 +34,7 @@ import { postJson } from '../platform/http-get.js';
 import { ensureDirectory, fileExists, readTextFile as readTextFileAsync } from '../platform/server-files.js';
 import { writeFileDurably } from '../platform/files.js';
 import { ClientHandler } from './client-handler.js';
+import { zkMembership } from './zk-membership.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, ZK_RAFT_GROUP_ID, ZK_SERVICE_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
@@ -61,6 +63,8 @@ export interface ServerAddresses {
   readonly client: Address;
   readonly admin: Address;
   readonly zk: Address;
+  /** ZooKeeper's secure client port, if open. */
+  readonly zkSecure: Address | undefined;
 }
 
 interface Parts {
@@ -76,13 +80,16 @@ interface Parts {
   zk: ZkService;
   zkFront: ZkFrontEnd;
   zkPort: FramedServer;
+  /** ZooKeeper's secureClientPort: the same front-end over TLS. */
+  zkSecurePort: FramedServer | undefined;
+  tls: MemberTls | undefined;
 }
 
 export class FlotillaServer {
   /** Resolves with the process exit code once the member has stopped. */
   readonly done: Promise<number>;
   private finish: (code: number) => void = () => {};
-  private readonly members = new Map<NodeId, { client: Address; admin: Address }>();
+  private readonly members = new Map<NodeId, { client: Address; admin: Address; zk?: Address }>();
   private readonly handler: ClientHandler;
   private readonly metrics: ServerMetrics;
   private infoTimer: Timer | undefined = undefined;
@@ -108,7 +115,8 @@ export class FlotillaServer {
       adminAddressOf: (id) => this.members.get(id)?.admin,
       peerAddressOf: (id) => this.peerAddresses.get(id),
       learnPeer: (id, address) => this.learnPeer(id, address),
-      forward: (admin, request) => postJson(`http://${formatAddress(admin)}/members`, request, membershipLimits.changeTimeoutMs + 5000),
+      forward: (admin, request) =>
+        postJson(`${parts.tls === undefined ? 'http' : 'https'}://${formatAddress(admin)}/members`, request, membershipLimits.changeTimeoutMs + 5000, parts.tls?.clientTls()),
       clock,
       logger,
     });
@@ -138,10 +146,14 @@ export class FlotillaServer {
     const zkRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ZK_GROUP_DIR);
     for (const event of zkRecovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
     const zkStorage = zkRecovered.storage;
-    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer; zk?: ZkService; zkPort?: FramedServer } = {};
+    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer; zk?: ZkService; zkPort?: FramedServer; zkSecurePort?: FramedServer } = {};
     try {
+      // Before any port opens: a TLS file that is missing or does not match stops the member here (TlsLoadError).
+      const tls = config.tls === undefined ? undefined : MemberTls.load(config.tls, config.tls.clientCertAuth);
+      if (tls !== undefined) logger.info({ certificate: tls.summary(), clientCertAuth: tls.clientCertAuth }, 'TLS on the peer, client and admin ports');
       opened.transport = await startTransport(
         config,
+        tls,
         logger,
         (from, group, message) => late.server?.stepPeer(from, group, message),
         (id) => late.server?.peerClosed(id),
@@ -164,6 +176,7 @@ export class FlotillaServer {
         port: config.clientPort,
         name: 'client',
         logger,
+        ...(tls === undefined ? {} : { tls: { member: tls, port: 'client' as const } }),
         limits: { frameBytesMax: serverLimits.clientFrameBytesMax, connectionsMax: serverLimits.clientConnectionsMax, idleTimeoutMs: serverLimits.clientIdleTimeoutMs },
         onFrame: (connection, body) => late.server?.handler.onFrame(connection, body),
         onClose: (connection) => late.server?.handler.onClose(connection),
@@ -176,7 +189,10 @@ export class FlotillaServer {
         clock,
         zkStorage,
         opened.transport,
-        (ready) => late.server?.membership.observe(ready),
+        (ready) => {
+          late.server?.membership.observe(ready);
+          if (ready.committedEntries.some((entry) => entry.type === 'config')) late.server?.parts.zkFront.configChanged();
+        },
         (error) => late.server?.fail(error),
       );
       const zk = opened.zk;
@@ -189,21 +205,31 @@ export class FlotillaServer {
           environment: hostEnvironment,
           fileDescriptors,
           followers: () => followerCounts(zk, config.id),
+          membership: zkMembership({
+            node: () => zk.replica.raft,
+            run: (request) => late.server?.membership.run(request) ?? Promise.reject(new Error('the member is starting')),
+            peerAddressOf: (id) => late.server?.peerAddresses.get(id),
+            zkAddressOf: (id) => late.server?.members.get(id)?.zk,
+            clock,
+            logger,
+          }),
         },
         () => clock.nowMs(),
       );
-      opened.zkPort = await FramedServer.start({
+      const zkPortOptions = {
         host: config.host,
-        port: config.zkPort,
-        name: 'zookeeper',
         logger,
         limits: { frameBytesMax: serverLimits.zkFrameBytesMax, connectionsMax: serverLimits.clientConnectionsMax, idleTimeoutMs: serverLimits.clientIdleTimeoutMs },
-        rawWords: { words: fourLetterWords, answer: (word) => zkFront.fourLetterWord(word) },
-        onFrame: (connection, body) => zkFront.onFrame(connection, body),
-        onClose: (connection) => zkFront.onClose(connection),
-      });
+        rawWords: { words: fourLetterWords, answer: (word: string) => zkFront.fourLetterWord(word) },
+        onFrame: (connection: FramedConnection, body: Buffer) => zkFront.onFrame(connection, body),
+        onClose: (connection: FramedConnection) => zkFront.onClose(connection),
+      };
+      opened.zkPort = await FramedServer.start({ ...zkPortOptions, port: config.zkPort, name: 'zookeeper' });
       const zkPort = opened.zkPort;
-      const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request) });
+      if (tls !== undefined && config.zkSecurePort !== undefined) {
+        opened.zkSecurePort = await FramedServer.start({ ...zkPortOptions, port: config.zkSecurePort, name: 'zookeeper-secure', tls: { member: tls, port: 'zookeeper' } });
+      }
+      const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request), ...(tls === undefined ? {} : { tls }) });
       const server = new FlotillaServer(config, logger, clock, {
         bootstrapVoters: book.bootstrapVoters,
         storage,
@@ -216,6 +242,8 @@ export class FlotillaServer {
         zk,
         zkFront,
         zkPort,
+        zkSecurePort: opened.zkSecurePort,
+        tls,
       });
       const app = adminApp({
         status: () => server.describeStatus(),
@@ -231,6 +259,7 @@ export class FlotillaServer {
     } catch (error) {
       opened.kv?.stop();
       opened.zk?.stop();
+      await opened.zkSecurePort?.close();
       await opened.zkPort?.close();
       await opened.clientPort?.close();
       await opened.transport?.close();
@@ -247,7 +276,24 @@ export class FlotillaServer {
       client: advertised(this.parts.clientPort.address()),
       admin: advertised(this.parts.admin.address()),
       zk: advertised(this.parts.zkPort.address()),
+      zkSecure: this.parts.zkSecurePort === undefined ? undefined : advertised(this.parts.zkSecurePort.address()),
     };
+  }
+
+  /**
+   * SIGHUP: reads the TLS files again. Listeners serve the new certificate to every new
+   * connection and new dials present it; open connections keep theirs. A failed reload
+   * keeps the old certificate and says why.
+   */
+  reloadTls(): void {
+    const tls = this.parts.tls;
+    if (tls === undefined) {
+      this.logger.info('SIGHUP: TLS is off; nothing to reload');
+      return;
+    }
+    const result = tls.reload();
+    if (result.ok) this.logger.info({ certificate: result.summary }, 'reloaded the TLS certificates: new connections use them');
+    else this.logger.error({ error: result.error, certificate: tls.summary() }, 'TLS reload failed: still using the previous certificates');
   }
 
   /** `conf`'s lines (§2.11). */
@@ -255,7 +301,7 @@ export class FlotillaServer {
     const tick = this.config.zkTickMs;
     return [
       ['clientPort', this.parts.zkPort.address().port],
-      ['secureClientPort', -1],
+      ['secureClientPort', this.parts.zkSecurePort?.address().port ?? -1],
       ['dataDir', `${this.config.dataDir}/${ZK_GROUP_DIR}`],
       ['dataDirSize', this.parts.zkStorage.sizeBytes()],
       ['dataLogDir', `${this.config.dataDir}/${ZK_GROUP_DIR}`],
@@ -279,12 +325,14 @@ export class FlotillaServer {
     this.parts.clientPort.stopAccepting();
     this.parts.zkFront.stopAccepting();
     this.parts.zkPort.stopAccepting();
+    this.parts.zkSecurePort?.stopAccepting();
     this.parts.kv.stop();
     this.parts.zk.stop();
     await this.parts.storage.close();
     await this.parts.zkStorage.close();
     await this.parts.clientPort.close();
     await this.parts.zkPort.close();
+    await this.parts.zkSecurePort?.close();
     await this.parts.transport.close();
     await this.parts.admin.close();
     this.logger.info({ exitCode }, 'stopped');
@@ -297,16 +345,24 @@ export class FlotillaServer {
    * (key/value first) when none is named. Answers with the HTTP status to send.
    */
   async changeMembers(body: unknown): Promise<{ status: number; body: object }> {
-    const raw = body as { action?: unknown; id?: unknown; peer?: unknown; group?: unknown };
+    const raw = body as { action?: unknown; id?: unknown; peer?: unknown; group?: unknown; configIndex?: unknown };
     const actions: readonly MemberAction[] = ['add', 'promote', 'remove', 'transfer-leader'];
     if (typeof raw !== 'object' || raw === null || !actions.includes(raw.action as MemberAction)) return { status: 400, body: { error: `action must be one of ${actions.join(', ')}` } };
     if (typeof raw.id !== 'number' || !Number.isSafeInteger(raw.id) || raw.id <= 0 || raw.id > 0xffff_ffff) return { status: 400, body: { error: 'id must be a member id (a positive integer)' } };
     if (raw.peer !== undefined && typeof raw.peer !== 'string') return { status: 400, body: { error: 'peer must be host:port' } };
     if (raw.group !== undefined && !groupNames.includes(raw.group as GroupName)) return { status: 400, body: { error: `group must be one of ${groupNames.join(', ')}` } };
+    if (raw.configIndex !== undefined && (typeof raw.configIndex !== 'number' || !Number.isSafeInteger(raw.configIndex) || raw.configIndex < 0))
+      return { status: 400, body: { error: 'configIndex must be a log index' } };
     const groups = raw.group === undefined ? groupNames : [raw.group as GroupName];
     const results: object[] = [];
     for (const group of groups) {
-      const request = { action: raw.action as MemberAction, id: nodeId(raw.id), group, ...(raw.peer === undefined ? {} : { peer: raw.peer as string }) };
+      const request = {
+        action: raw.action as MemberAction,
+        id: nodeId(raw.id),
+        group,
+        ...(raw.peer === undefined ? {} : { peer: raw.peer as string }),
+        ...(raw.configIndex === undefined ? {} : { configIndex: raw.configIndex as number }),
+      };
       try {
         const result = await this.membership.run(request);
         if ('status' in result && typeof result.status === 'number' && result.status >= 400) return { status: result.status, body: { ...result, done: results } };
@@ -357,7 +413,14 @@ export class FlotillaServer {
       snapshotBytes: await directoryBytes(`${this.config.dataDir}/${GROUP_DIR}/snap`),
       pendingProposals: this.parts.replica.pendingCount(),
       clientConnections: this.parts.clientPort.connectionCount(),
-      addresses: { peer: formatAddress(addresses.peer), client: formatAddress(addresses.client), admin: formatAddress(addresses.admin), zk: formatAddress(addresses.zk) },
+      addresses: {
+        peer: formatAddress(addresses.peer),
+        client: formatAddress(addresses.client),
+        admin: formatAddress(addresses.admin),
+        zk: formatAddress(addresses.zk),
+        ...(addresses.zkSecure === undefined ? {} : { zkSecure: formatAddress(addresses.zkSecure) }),
+      },
+      tls: this.parts.tls === undefined ? null : { clientCertAuth: this.parts.tls.clientCertAuth, serial: this.parts.tls.summary().serial },
       peers,
       zk: this.describeZk(),
     };
@@ -387,7 +450,7 @@ export class FlotillaServer {
     if (message.type === 'MemberInfo') {
       if (group !== MEMBER_GROUP_ID || message.from !== from) return this.dropPeerMessage(from, group, 'MemberInfo from the wrong group or sender');
       const known = this.members.get(from);
-      this.members.set(from, { client: message.client, admin: message.admin });
+      this.members.set(from, { client: message.client, admin: message.admin, ...(message.zk === undefined ? {} : { zk: message.zk }) });
       // A peer we had not heard from (or that moved) learns our addresses at once.
       if (known === undefined || formatAddress(known.client) !== formatAddress(message.client)) this.sendInfo(from);
       return;
@@ -459,20 +522,21 @@ export class FlotillaServer {
   }
 
   private sendInfo(to: NodeId): void {
-    const { client, admin } = this.addresses();
-    const info: MemberInfo = { type: 'MemberInfo', from: this.config.id, client, admin };
+    const { client, admin, zk } = this.addresses();
+    const info: MemberInfo = { type: 'MemberInfo', from: this.config.id, client, admin, zk };
     this.parts.transport.send(to, MEMBER_GROUP_ID, info);
   }
 
   /** Our own addresses, for clientAddressOf(self). */
   private registerSelf(): void {
-    const { client, admin } = this.addresses();
-    this.members.set(this.config.id, { client, admin });
+    const { client, admin, zk } = this.addresses();
+    this.members.set(this.config.id, { client, admin, zk });
   }
 }
 
 function startTransport(
   config: ServerConfig,
+  tls: MemberTls | undefined,
   logger: Logger,
   onMessage: (from: NodeId, group: number, message: PeerMessage) => void,
   onPeerClosed: (id: NodeId) => void,
@@ -488,6 +552,7 @@ function startTransport(
     onMessage,
     onPeerClosed,
     logger,
+    ...(tls === undefined ? {} : { tls }),
   });
 }
 

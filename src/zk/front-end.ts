@@ -31,8 +31,9 @@ import {
 import { OUT_OF_ORDER, type ZkResult } from './state-machine.js';
 import { answerFourLetterWord, type ConnectionSummary, type ServerFacts } from './four-letter.js';
 import { ZkRequestError, type ZkService } from './service.js';
-import type { Id, WriteOp, WriteResult } from './types.js';
+import type { Id, Stat, WriteOp, WriteResult } from './types.js';
 import type { Watcher } from './watches.js';
+import { configNodePath, configStat, formatConfig, planReconfig, ReconfigErr, type ZkMembership } from './config-node.js';
 
 /** A client connection as the port hands it over (platform's FramedConnection fits). */
 export interface ZkPort {
@@ -58,6 +59,11 @@ export interface ZkFrontEndOptions {
   readonly environment: () => readonly (readonly [string, string])[];
   readonly followers?: () => { followers: number; synced: number } | undefined;
   readonly fileDescriptors?: () => { open: number; max: number } | undefined;
+  /**
+   * The ZooKeeper group's membership: `/zookeeper/config` reads it and `reconfig` changes it
+   * (config-node.ts). Without it the node reads empty and reconfig is RECONFIGDISABLED.
+   */
+  readonly membership?: ZkMembership;
 }
 
 interface Slot {
@@ -73,6 +79,7 @@ interface Slot {
 
 const zeroPassword = new Uint8Array(16);
 const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
 
 export class ZkFrontEnd {
   private readonly connections = new Map<number, ZkConnection>();
@@ -119,6 +126,11 @@ export class ZkFrontEnd {
   /** A four-letter word on a fresh connection (the port detects it before any frame). */
   fourLetterWord(word: string): string {
     return answerFourLetterWord(word, () => this.facts());
+  }
+
+  /** The ZooKeeper group's configuration changed: `/zookeeper/config`'s data watches fire (§2.12). */
+  configChanged(): void {
+    this.service.watches.trigger({ path: configNodePath, type: 'dataChanged' });
   }
 
   /** Closes every connection (the member lost its leader for too long, or is stopping). */
@@ -348,6 +360,8 @@ class ZkConnection implements Watcher {
       }
       case 'closeSession':
         return this.closeSession(xid);
+      case 'reconfig':
+        return this.reconfig(xid, request);
       case 'sync':
         return this.sync(xid, request.path);
       case 'setWatches':
@@ -507,19 +521,21 @@ class ZkConnection implements Watcher {
     const path = request.path === '' ? '/' : request.path;
     const node = tree.node(path);
     const watches = this.front.service.watches;
+    const config = path === configNodePath ? this.configNode() : undefined;
     switch (request.type) {
       case 'exists': {
         // Registered even on a missing node: it fires on creation (§2.4).
         if ('watch' in request && request.watch) watches.addDataWatch(path, this);
-        const stat = tree.stat(path);
+        const stat = config?.stat ?? tree.stat(path);
         return stat === undefined ? this.errorReply(xid, Err.noNode) : this.reply(xid, Err.ok, (w) => w.stat(stat));
       }
       case 'getData': {
         if (node === undefined) return this.errorReply(xid, Err.noNode);
         if (!checkAcl(node.acl, Perm.read, this.ids)) return this.errorReply(xid, Err.noAuth);
         if (request.watch) watches.addDataWatch(path, this);
-        const stat = tree.stat(path)!;
-        return this.reply(xid, Err.ok, (w) => w.buffer(node.data).stat(stat));
+        const stat = config?.stat ?? tree.stat(path)!;
+        const data = config?.data ?? node.data;
+        return this.reply(xid, Err.ok, (w) => w.buffer(data).stat(stat));
       }
       case 'getChildren':
       case 'getChildren2': {
@@ -527,7 +543,7 @@ class ZkConnection implements Watcher {
         if (!checkAcl(node.acl, Perm.read, this.ids)) return this.errorReply(xid, Err.noAuth);
         if (request.watch) watches.addChildWatch(path, this);
         const children = tree.children(path);
-        const stat = tree.stat(path)!;
+        const stat = config?.stat ?? tree.stat(path)!;
         return this.reply(xid, Err.ok, (w) => (request.type === 'getChildren2' ? w.strings(children).stat(stat) : w.strings(children)));
       }
       case 'getACL': {
@@ -535,12 +551,61 @@ class ZkConnection implements Watcher {
         const admin = checkAcl(node.acl, Perm.admin, this.ids);
         if (!admin && !checkAcl(node.acl, Perm.read, this.ids)) return this.errorReply(xid, Err.noAuth);
         const acl = admin ? node.acl : maskAcl(node.acl);
-        const stat = tree.stat(path)!;
+        const stat = config?.stat ?? tree.stat(path)!;
         return this.reply(xid, Err.ok, (w) => w.acls(acl).stat(stat));
       }
       default:
         return this.errorReply(xid, Err.unimplemented);
     }
+  }
+
+  /** `/zookeeper/config` as this member sees the ZooKeeper group's configuration, if it has a membership port. */
+  private configNode(): { data: Uint8Array; stat: Stat; version: number } | undefined {
+    const membership = this.front.options.membership;
+    if (membership === undefined) return undefined;
+    const view = membership.describe();
+    const data = utf8Encoder.encode(formatConfig(view));
+    return { data, stat: configStat(view, data.length), version: view.version };
+  }
+
+  // --- reconfig (§2.12) ---------------------------------------------------------------------
+
+  /**
+   * ZooKeeper's checks in its order (PrepRequestProcessor): reconfig enabled, the version,
+   * the request itself, then WRITE on `/zookeeper/config` (read-only to everyone, so only
+   * the superuser passes). ZooKeeper checks the new configuration's quorum before the ACL;
+   * here that is known only by running the change, so it comes after. The change runs
+   * through the server's membership admin; the reply is the new configuration's data and
+   * Stat, in the connection's FIFO order.
+   */
+  private reconfig(xid: number, request: Extract<Request, { type: 'reconfig' }>): void {
+    const slot = this.enqueue(xid, undefined);
+    const answer = (err: number) => {
+      slot.reply = this.errorReply(xid, err);
+      this.pump();
+    };
+    const membership = this.front.options.membership;
+    if (membership === undefined) return answer(ReconfigErr.reconfigDisabled);
+    const plan = planReconfig(request, membership.describe());
+    if ('err' in plan) {
+      membership.refused?.(plan.message);
+      return answer(plan.err);
+    }
+    const node = this.front.service.machine.tree.node(configNodePath);
+    if (node === undefined || !checkAcl(node.acl, Perm.write, this.ids)) return answer(Err.noAuth);
+    membership.change(plan.change, plan.expectedVersion).then(
+      (outcome) => {
+        if (this.phase !== 'ready') return;
+        if (!outcome.ok) {
+          membership.refused?.(outcome.message);
+          return answer(outcome.err);
+        }
+        const config = this.configNode()!;
+        slot.reply = this.reply(xid, Err.ok, (w) => w.buffer(config.data).stat(config.stat), Math.max(this.zxid(), config.version));
+        this.pump();
+      },
+      (error: unknown) => this.failed(error),
+    );
   }
 
   /**

@@ -83,6 +83,8 @@ export type Request =
   | { readonly type: 'auth'; readonly authType: number; readonly scheme: string; readonly auth: Uint8Array }
   | { readonly type: 'setWatches'; readonly relativeZxid: bigint; readonly dataWatches: readonly string[]; readonly existWatches: readonly string[]; readonly childWatches: readonly string[] }
   | { readonly type: 'closeSession' }
+  /** ReconfigRequest (§2.12): comma-separated server lists; curConfigId -1 means any version. */
+  | { readonly type: 'reconfig'; readonly joiningServers: string | null; readonly leavingServers: string | null; readonly newMembers: string | null; readonly curConfigId: bigint }
   /** An opcode this server does not implement: answered UNIMPLEMENTED, then the connection closes. */
   | { readonly type: 'unimplemented'; readonly opcode: number };
 
@@ -179,6 +181,14 @@ function readBody(r: JuteReader, opcode: number): Request {
       };
     case OpCode.closeSession:
       return { type: 'closeSession' };
+    case OpCode.reconfig:
+      return {
+        type: 'reconfig',
+        joiningServers: r.stringOrNull('ReconfigRequest.joiningServers'),
+        leavingServers: r.stringOrNull('ReconfigRequest.leavingServers'),
+        newMembers: r.stringOrNull('ReconfigRequest.newMembers'),
+        curConfigId: r.long('ReconfigRequest.curConfigId'),
+      };
     default:
       return { type: 'unimplemented', opcode };
   }
@@ -267,6 +277,9 @@ export function encodeRequest(xid: number, request: Request): Uint8Array {
       break;
     case 'setWatches':
       w.long(request.relativeZxid).strings(request.dataWatches).strings(request.existWatches).strings(request.childWatches);
+      break;
+    case 'reconfig':
+      w.string(request.joiningServers).string(request.leavingServers).string(request.newMembers).long(request.curConfigId);
       break;
   }
   return w.finish();

@@ -32,6 +32,7 @@ import type { Clock, Timer } from '../io/clock.js';
 import { realClock } from '../platform/clock.js';
 import { randomSeed } from '../platform/server-random.js';
 import { dialFramed, type FramedConnection } from '../platform/server-client-port.js';
+import type { ClientTls } from '../platform/tls.js';
 import { assert, unreachable } from '../stdx/assert.js';
 import { Prng } from '../stdx/prng.js';
 import { CreateMode, Err, errName, EventType, OpCode, Perm, Xid } from '../zk/constants.js';
@@ -133,6 +134,11 @@ export interface ZkClientOptions {
   readonly reconnectDelayMsMax?: number;
   /** Calls sent or queued at once; more are refused with THROTTLEDOP. */
   readonly requestsPendingMax?: number;
+  /**
+   * TLS, for a server's secure client port (ZooKeeper's secureClientPort): the server's
+   * certificate must be signed by `tls.ca`; `cert` and `key` are presented if given.
+   */
+  readonly tls?: ClientTls | undefined;
 }
 
 export const OPEN_ACL_UNSAFE: readonly Acl[] = [{ perms: Perm.all, id: { scheme: 'world', id: 'anyone' } }];
@@ -599,6 +605,7 @@ export class ZkClient {
       port: server.port,
       connectTimeoutMs: timeoutMs,
       limits: { frameBytesMax: replyBytesMax },
+      tls: this.options.tls,
       onFrame: (_connection, body) => this.receive(attempt, body),
       onClose: () => this.lose(attempt, 'the connection closed'),
     }).then(

@@ -32,6 +32,7 @@ export {
   type ZkState,
 } from './client.js';
 
+export { loadClientTls, TlsLoadError, type ClientTls, type ClientTlsFiles } from '../platform/tls.js';
 export { Lock, ReadWriteLock, SequenceLock, type AcquireOptions, type LockOptions } from './recipes/lock.js';
 export { LeaderElection, type ElectionOptions } from './recipes/election.js';
 export { Barrier } from './recipes/barrier.js';

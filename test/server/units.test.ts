@@ -73,6 +73,10 @@ test('client protocol: round trips, and every malformed request is a ProtocolErr
 test('peer codec: Raft messages and MemberInfo round trip; junk is refused', () => {
   const info = { type: 'MemberInfo', from: nodeId(2), client: { host: '127.0.0.1', port: 1 }, admin: { host: '127.0.0.1', port: 2 } } as const;
   assert.deepEqual(decodePeerMessage(encodePeerMessage(info)), info);
+  // With the ZooKeeper port (for /zookeeper/config); a malformed one is refused.
+  const withZk = { ...info, zk: { host: '127.0.0.1', port: 2181 } };
+  assert.deepEqual(decodePeerMessage(encodePeerMessage(withZk)), withZk);
+  assert.throws(() => decodePeerMessage(encodePeerMessage({ ...info, zk: { host: '127.0.0.1', port: 0 } })), /MemberInfo\.zk\.port/);
   const heartbeat = { type: 'Heartbeat', from: nodeId(1), to: nodeId(2), term: term(3), commit: index(4), context: 0 } as const;
   assert.deepEqual(decodePeerMessage(encodePeerMessage(heartbeat)), heartbeat);
   assert.throws(() => decodePeerMessage(Buffer.from([0xf1, 0x80])));

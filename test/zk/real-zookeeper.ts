@@ -16,7 +16,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,14 @@ const TICK_TIME_MS_DEFAULT = 2_000;
 export interface RealZooKeeperOptions {
   /** ZooKeeper's tickTime; sessions may last 2..20 ticks. Default 2000 (ZooKeeper's own). */
   tickTimeMs?: number;
+  /**
+   * Run as a one-server ensemble (QuorumPeerMain, standaloneEnabled=false,
+   * reconfigEnabled=true) instead of standalone, so /zookeeper/config holds a configuration
+   * and reconfig is enabled. Its two peer ports are picked like the client port.
+   */
+  ensemble?: boolean;
+  /** A superuser digest id (user:base64(sha1(user:password))), as zookeeper.DigestAuthenticationProvider.superDigest. */
+  superDigest?: string;
 }
 
 export interface RealZooKeeper {
@@ -192,7 +200,8 @@ export async function startRealZooKeeper(options: RealZooKeeperOptions = {}): Pr
   try {
     for (let attempt = 1; attempt <= BIND_ATTEMPTS_MAX; attempt++) {
       const port = await freeLoopbackPort();
-      const server = new ServerProcess(dir, port, tickTimeMs);
+      const peerPorts = options.ensemble === true ? [await freeLoopbackPort(), await freeLoopbackPort()] : undefined;
+      const server = new ServerProcess(dir, port, tickTimeMs, peerPorts, options.superDigest);
       await server.writeConfig();
       server.spawn();
       const outcome = await server.waitReady();
@@ -220,6 +229,9 @@ class ServerProcess {
     private readonly dir: string,
     private readonly port: number,
     private readonly tickTimeMs: number,
+    /** The quorum and election ports of a one-server ensemble; undefined: standalone. */
+    private readonly peerPorts: readonly number[] | undefined = undefined,
+    private readonly superDigest: string | undefined = undefined,
   ) {}
 
   private get configPath(): string {
@@ -240,6 +252,11 @@ class ServerProcess {
       'forceSync=no',
       'preAllocSize=1024',
     ];
+    if (this.peerPorts !== undefined) {
+      lines.push('initLimit=10', 'syncLimit=5', 'standaloneEnabled=false', 'reconfigEnabled=true', `server.1=127.0.0.1:${this.peerPorts[0]}:${this.peerPorts[1]}:participant;127.0.0.1:${this.port}`);
+      await mkdir(join(this.dir, 'data'), { recursive: true });
+      await writeFile(join(this.dir, 'data', 'myid'), '1\n');
+    }
     await writeFile(this.configPath, `${lines.join('\n')}\n`);
   }
 
@@ -253,9 +270,10 @@ class ServerProcess {
       '-Xmx256m',
       '-Dorg.slf4j.simpleLogger.showDateTime=true',
       '-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS',
+      ...(this.superDigest === undefined ? [] : [`-Dzookeeper.DigestAuthenticationProvider.superDigest=${this.superDigest}`]),
       '-cp',
       classPath,
-      'org.apache.zookeeper.server.ZooKeeperServerMain',
+      this.peerPorts === undefined ? 'org.apache.zookeeper.server.ZooKeeperServerMain' : 'org.apache.zookeeper.server.quorum.QuorumPeerMain',
       this.configPath,
     ];
     // detached: the shell leads a new process group, so one kill(-pid) reaches all of it.

@@ -32,6 +32,8 @@ export interface ZkCliOptions {
   timeoutMs?: number;
   /** Add the marker commands and fill `commands`. Default true. */
   splitByCommand?: boolean;
+  /** More java flags after the defaults (the TLS settings of a secure client port). */
+  jvmFlags?: readonly string[];
 }
 
 export interface ZkCliCommandOutput {
@@ -84,7 +86,7 @@ export async function runZkCli(connectString: string, commands: readonly string[
   const nonce = randomBytes(6).toString('hex');
   const markerPath = (index: number) => `/zkcli-mark-${nonce}-${index}`;
   const lines = split ? commands.flatMap((command, index) => [`ls ${markerPath(index)}`, 'version', command]) : [...commands];
-  const raw = await runScript(connectString, [...lines, 'quit'], timeoutMs);
+  const raw = await runScript(connectString, [...lines, 'quit'], timeoutMs, [CLIENT_JVM_FLAGS, ...(options.jvmFlags ?? [])].join(' '));
   const events = raw.stdout.split('\n').filter((line) => WATCHED_EVENT_LINE.test(line));
   // The last command's output runs to the end of the streams, so it is complete only if
   // zkCli got to `quit` by itself.
@@ -100,12 +102,12 @@ interface RawRun {
   timedOut: boolean;
 }
 
-function runScript(connectString: string, lines: readonly string[], timeoutMs: number): Promise<RawRun> {
+function runScript(connectString: string, lines: readonly string[], timeoutMs: number, jvmFlags: string): Promise<RawRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(ZKCLI_PATH, ['-server', connectString], {
       detached: true, // own process group, so a timeout can kill bash and java together
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, CLIENT_JVMFLAGS: CLIENT_JVM_FLAGS },
+      env: { ...process.env, CLIENT_JVMFLAGS: jvmFlags },
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
