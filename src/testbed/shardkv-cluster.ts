@@ -185,7 +185,8 @@ export class ShardKvCluster {
     await new Promise<void>((resolve) => this.scheduler.at(cpu.busyUntilMs, resolve));
   }
 
-  private raftId(gi: number, i: number): NodeId {
+  /** Server i of group gi on the Raft network. */
+  raftId(gi: number, i: number): NodeId {
     return nodeId(100 + gi * this.n + i);
   }
 
@@ -294,6 +295,11 @@ export class ShardKvCluster {
 
   leavem(gis: readonly number[]): Promise<number> {
     return this.ctrlerClerk().leave(gis.map((gi) => this.gid(gi)));
+  }
+
+  /** Move(shard, gid of group gi) through the tester's controller clerk. */
+  move(shard: number, gi: number): Promise<number> {
+    return this.ctrlerClerk().move(shard, this.gid(gi));
   }
 
   query(num = -1): Promise<ShardConfig> {
