@@ -9,6 +9,12 @@ import { setExitCode, writeOut } from '../platform/process.js';
 const unsafeVariants = {
   'vote-without-log-check': { grantVoteWithoutLogCheck: true },
   'commit-previous-term': { commitPreviousTermByCounting: true },
+  'forget-vote': { forgetVote: true },
+  'read-without-confirmation': { readWithoutConfirmation: true },
+  'keep-conflicting-suffix': { keepConflictingSuffix: true },
+  'small-quorum': { smallQuorum: true },
+  'apply-twice': { applyTwice: true },
+  'no-tick-catch-up': { noTickCatchUp: true },
 } as const;
 
 export function registerSim(program: Command): void {

@@ -60,6 +60,8 @@ export interface RaftConfig {
     readonly keepConflictingSuffix?: boolean;
     /** Elections and commitment count ⌊n/2⌋ as a majority instead of ⌊n/2⌋ + 1. */
     readonly smallQuorum?: boolean;
+    /** The runtime ticks once per timer callback, so a paused process wakes with its lease intact. */
+    readonly noTickCatchUp?: boolean;
   };
 }
 

@@ -220,12 +220,13 @@ export class RaftNode {
     const due = this.lastTickMs + tickMs;
     this.timer = clock.setTimer(Math.max(0, due - clock.nowMs()), () => {
       if (this.stopped) return;
-      const late = Math.floor((clock.nowMs() - this.lastTickMs) / tickMs);
+      // Planted bug (tests only): one tick however late, as a plain interval timer gives.
+      const late = this.options.config.unsafe?.noTickCatchUp === true ? 1 : Math.floor((clock.nowMs() - this.lastTickMs) / tickMs);
       // Past a few election timeouts more ticks change nothing (the bound keeps a resumed
       // laptop from spinning here, and a leader from sending a heartbeat per missed tick).
       const catchUpMax = 3 * this.options.config.electionTicks;
       const ticks = Math.min(Math.max(1, late), catchUpMax);
-      this.lastTickMs = late > catchUpMax ? clock.nowMs() : this.lastTickMs + ticks * tickMs;
+      this.lastTickMs = late > catchUpMax || this.options.config.unsafe?.noTickCatchUp === true ? clock.nowMs() : this.lastTickMs + ticks * tickMs;
       for (let i = 0; i < ticks; i++) this.core.tick();
       this.process();
       this.scheduleTick();

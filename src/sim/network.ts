@@ -46,6 +46,12 @@ export class SimNetwork<M> {
   longReordering = false;
   /** Probability that a delivered message is delivered a second time, later. */
   duplicateProbability = 0;
+  /**
+   * What a crash does to the messages its node already sent. False (labrpc's way): they are
+   * lost with the node. True (TCP's way after kill -9): bytes already written reach the
+   * peer; only messages addressed to the dead incarnation are lost.
+   */
+  sentSurvivesCrash = false;
   /** Bytes of every message sent. */
   bytesTotal = 0;
   /** Requests sent. */
@@ -138,7 +144,7 @@ export class SimNetwork<M> {
     const sender = this.endpoints.get(from);
     const receiver = this.endpoints.get(to);
     if (sender === undefined || receiver === undefined || receiver.handler === undefined) return;
-    if (sender.incarnation !== fromIncarnation || receiver.incarnation !== toIncarnation) return;
+    if ((sender.incarnation !== fromIncarnation && !this.sentSurvivesCrash) || receiver.incarnation !== toIncarnation) return;
     if (!this.linkUp(from, to)) return;
     if (request) this.rpcReceived.set(to, this.rpcCount(to) + 1);
     this.hashDelivery(from, to, bytes);

@@ -5,6 +5,7 @@
 //
 // Commands:
 //   add-nodes N [prevote=false] [checkquorum=false] [noop=true] [readmode=lease] [chunk=BYTES]
+//             [unsafe=NAME]   (a planted bug of RaftConfig.unsafe, by name)
 //   add-node ID              a new, empty node outside the configuration (to be added)
 //   read-index ID CONTEXT | transfer-leadership FROM TO | compact ID INDEX TEXT
 //   conf-change ID add-learner|promote|remove NODE
@@ -143,10 +144,17 @@ export class Interaction {
       noopOnElection: flags['noop'] === 'true',
       readMode: flags['readmode'] === 'lease' ? 'lease' : 'safe',
       snapshotChunkBytes: Number(flags['chunk'] ?? defaultTiming.snapshotChunkBytes),
+      // A planted bug by name, e.g. unsafe=commitPreviousTermByCounting (tests only).
+      ...(flags['unsafe'] === undefined ? {} : { unsafe: { [flags['unsafe']]: true } }),
     };
     const initial = { hardState: { term: term(0), vote: nodeId(0), commit: index(0) }, entries: [], snapshot: undefined };
     this.nodes.set(id, new RaftCore(config, new Prng(id), initial));
     this.inbox.set(id, []);
+  }
+
+  /** The core of node `id`, for tests that check its state directly. */
+  core(id: NodeId): RaftCore {
+    return this.node(id);
   }
 
   private node(id: NodeId): RaftCore {

@@ -10,11 +10,12 @@ import { Scheduler, type YieldToHost } from '../sim/scheduler.js';
 import { SimNetwork } from '../sim/network.js';
 import { type RaftConfig, defaultTiming } from '../raft/config.js';
 import { decodeMessage, encodeMessage } from '../raft/codec.js';
-import { isRequest, type Message } from '../raft/messages.js';
+import { isRequest, type Message, type VoteRequest } from '../raft/messages.js';
 import type { Entry } from '../raft/types.js';
 import { RaftNode, type NodeStatus } from '../runtime/node.js';
 import { MemoryStorage } from '../runtime/memory-storage.js';
 import type { RaftStorage } from '../runtime/storage.js';
+import type { Clock } from '../io/clock.js';
 import { SafetyChecker } from './safety.js';
 
 const packr = new Packr({ useRecords: false });
@@ -43,7 +44,18 @@ export interface ClusterOptions {
    */
   readonly saveDelayMsMax?: number;
   /** Overrides of the Raft configuration (chunk size, read mode, no-op on election). */
-  readonly raft?: Partial<Pick<RaftConfig, 'snapshotChunkBytes' | 'readMode' | 'noopOnElection' | 'checkQuorum'>>;
+  readonly raft?: Partial<Pick<RaftConfig, 'snapshotChunkBytes' | 'readMode' | 'noopOnElection' | 'checkQuorum' | 'electionTicks'>>;
+}
+
+/**
+ * What a paused server (SIGSTOP, a long GC) has not handled yet. On resume everything runs
+ * in the same instant, as after SIGCONT: its timers first (the event loop's timer phase),
+ * then client reads, then the peers' messages in the order they arrived.
+ */
+interface PausedWork {
+  readonly timers: (() => void)[];
+  readonly reads: (() => void)[];
+  readonly messages: (() => void)[];
 }
 
 /** What a server's log holds at an index that is not a client command. */
@@ -101,6 +113,11 @@ export class RaftCluster {
   readonly sentByType = new Map<string, number>();
   /** Append answers that rejected the entries (each costs the leader a round trip). */
   rejectedAppends = 0;
+  /** Sees every vote request before server i does; returning true takes it away (a nemesis). */
+  interceptVoteRequest: ((i: number, message: VoteRequest) => boolean) | undefined;
+  /** Pauses that ran to their end (tests check that the fault really happened). */
+  pausesCompleted = 0;
+  private readonly paused: (PausedWork | undefined)[];
   private applyError: string | undefined;
   private maxIndex = 0;
 
@@ -120,6 +137,7 @@ export class RaftCluster {
     this.registers = new Array<number>(n).fill(0);
     this.lastApplied = new Array<number>(n).fill(0);
     this.connected = new Array<boolean>(n).fill(false);
+    this.paused = new Array<PausedWork | undefined>(n).fill(undefined);
   }
 
   /** Starts every server and connects them (make_config). */
@@ -131,9 +149,13 @@ export class RaftCluster {
   // ---- Crash, restart, connect (crash1, start1, connect, disconnect) ----------------------
 
   crash1(i: number): void {
+    const work = this.paused[i];
+    this.paused[i] = undefined;
     this.disconnect(i);
     this.network.detach(this.ids[i]!);
     this.nodes[i]?.stop();
+    // Reads waiting on the paused process fail now (the stopped node rejects them).
+    for (const run of work?.reads ?? []) run();
     this.nodes[i] = undefined;
     // The zombie keeps the old object; the next incarnation reads a copy.
     this.storages[i] = this.storages[i]!.copy();
@@ -156,7 +178,7 @@ export class RaftCluster {
     const node = await RaftNode.open({
       config,
       prng: this.nodePrng.fork(),
-      clock: this.scheduler.clock(),
+      clock: this.pausableClock(i),
       tickMs,
       transport: {
         send: (to, message) => {
@@ -165,7 +187,7 @@ export class RaftCluster {
           this.network.send(id, to, message);
         },
       },
-      storage: this.slowed(this.storages[i]!),
+      storage: this.slowed(i, this.storages[i]!),
       apply: (entry) => this.applied(i, entry),
       restore: (snapshot) => this.restored(i, snapshot.meta.index, snapshot.data),
       observer: (raftNode, ready) => this.checker.observe(raftNode, ready),
@@ -174,7 +196,46 @@ export class RaftCluster {
       },
     });
     this.nodes[i] = node;
-    this.network.attach(id, (message) => node.receive(message));
+    this.network.attach(id, (message) =>
+      this.whenAwake(i, 'messages', () => {
+        if (message.type === 'Vote' && this.interceptVoteRequest?.(i, message) === true) return;
+        node.receive(message);
+      }),
+    );
+  }
+
+  /**
+   * Stops server i for `ms` as SIGSTOP would: nothing it has queued runs, and then
+   * everything at once (PausedWork). Its clock keeps going, so its timers fire late.
+   */
+  pause(i: number, ms: number): void {
+    if (this.nodes[i] === undefined || this.paused[i] !== undefined) return;
+    const work: PausedWork = { timers: [], reads: [], messages: [] };
+    this.paused[i] = work;
+    this.scheduler.after(ms, () => {
+      if (this.paused[i] !== work) return; // crashed while paused
+      this.paused[i] = undefined;
+      this.pausesCompleted++;
+      // One event each, so the node's promise continuations run between them, as they
+      // do between two socket callbacks: a read can be answered before the next message.
+      for (const run of [...work.timers, ...work.reads, ...work.messages]) this.scheduler.after(0, run);
+    });
+  }
+
+  isPaused(i: number): boolean {
+    return this.paused[i] !== undefined;
+  }
+
+  /** Runs `fn` now, or queues it until server i resumes. */
+  private whenAwake(i: number, kind: keyof PausedWork, fn: () => void): void {
+    const work = this.paused[i];
+    if (work === undefined) fn();
+    else work[kind].push(fn);
+  }
+
+  private pausableClock(i: number): Clock {
+    const clock = this.scheduler.clock();
+    return { nowMs: () => clock.nowMs(), setTimer: (delayMs, fn) => clock.setTimer(delayMs, () => this.whenAwake(i, 'timers', fn)) };
   }
 
   /**
@@ -186,7 +247,7 @@ export class RaftCluster {
   }
 
   /** The storage as a node sees it: each save finishes only after a drawn delay (saveDelayMsMax). */
-  private slowed(storage: MemoryStorage): RaftStorage {
+  private slowed(i: number, storage: MemoryStorage): RaftStorage {
     const max = this.options.saveDelayMsMax ?? 0;
     if (max <= 0) return storage;
     const prng = this.nodePrng.fork();
@@ -196,7 +257,13 @@ export class RaftCluster {
       save: (update) =>
         new Promise<void>((resolve, reject) => {
           // The crashed incarnation keeps the old object: what it saves after the crash is lost.
-          this.scheduler.after(1 + prng.int(max), () => storage.save(update).then(resolve, reject));
+          // A paused process learns that its write finished only when it resumes.
+          this.scheduler.after(1 + prng.int(max), () =>
+            storage.save(update).then(
+              () => this.whenAwake(i, 'timers', resolve),
+              (error: unknown) => this.whenAwake(i, 'timers', () => reject(error)),
+            ),
+          );
         }),
     };
   }
@@ -232,7 +299,8 @@ export class RaftCluster {
   /** rf.Start(cmd): returns at once. */
   start(i: number, command: Command): { index: number; term: number; isLeader: boolean } {
     const node = this.nodes[i];
-    if (node === undefined) return { index: -1, term: -1, isLeader: false };
+    // A paused server takes no request (its client gives up on it).
+    if (node === undefined || this.isPaused(i)) return { index: -1, term: -1, isLeader: false };
     const result = node.propose(packr.pack(command));
     if (!result.ok) return { index: -1, term: node.status().term, isLeader: false };
     return { index: result.index, term: result.term, isLeader: true };
@@ -245,8 +313,14 @@ export class RaftCluster {
   async read(i: number, timeoutMs: number): Promise<number | undefined> {
     const node = this.nodes[i];
     if (node === undefined) return undefined;
+    // A read sent to a paused server waits in its socket until it resumes; the client gives
+    // up after timeoutMs either way (the server may still answer it, to no one).
+    const confirmed = new Promise<unknown>((resolve, reject) => {
+      this.scheduler.after(timeoutMs, () => reject(new Error('the client gave up')));
+      this.whenAwake(i, 'reads', () => node.read(timeoutMs).then(resolve, reject));
+    });
     try {
-      await this.scheduler.waitOn(node.read(timeoutMs));
+      await this.scheduler.waitOn(confirmed);
     } catch {
       return undefined;
     }

@@ -3,8 +3,11 @@
 // membership changes, snapshot points and every message delay. Two phases:
 //   fault phase   clients write and read while a nemesis crashes and restarts nodes, cuts
 //                 links (both ways or one way), partitions the cluster, and the network
-//                 drops, delays, duplicates and reorders messages; an operator grows,
-//                 shrinks or replaces members one server at a time; nodes snapshot
+//                 drops, delays, duplicates and reorders messages; some seeds also pause
+//                 servers (SIGSTOP-like, mostly the leader), crash a voter just before it
+//                 answers a second candidate of a term, run without check-quorum, or use
+//                 short election timeouts (split votes); an operator grows, shrinks or
+//                 replaces members one server at a time; nodes snapshot
 //   healed phase  everything restarts and reconnects on a reliable network; the cluster
 //                 must then commit a new entry on every voter, and every value a client saw
 //                 committed must still be in the log
@@ -23,7 +26,7 @@ export const faultPhaseMsDefault = 8000;
 export const huntingPhaseMs = 30_000;
 /** Server slots: room to grow three voters to five and still replace one. */
 const slotCount = 6;
-const readTimeoutMs = 3000;
+const readTimeoutMs = 1000;
 
 export interface SimOptions {
   readonly seed: number;
@@ -44,6 +47,8 @@ export interface SimResult {
   readonly committed: number;
   readonly virtualMs: number;
   readonly reads: number;
+  /** Pauses that ran to their end (0 unless the pause fault is on). */
+  readonly pauses: number;
 }
 
 export interface FaultSettings {
@@ -68,11 +73,30 @@ export interface FaultSettings {
   /** Grow, shrink and replace members during the fault phase. */
   membership: boolean;
   readMode: 'safe' | 'lease';
+  /** Leaders step down without a quorum's recent contact (always on with lease reads). */
+  checkQuorum: boolean;
   /** Saves take up to this many virtual ms (0: instant): crashes then hit writes in flight. */
   saveDelayMsMax: number;
+  /**
+   * The nemesis also pauses servers (mostly the leader) for 0.3–3 s, as SIGSTOP or a
+   * long GC would: a leader that wakes up deposed must not serve anything stale.
+   */
+  pauses: boolean;
+  /**
+   * A voter asked for its vote by a second candidate of the term it already voted in
+   * crashes and restarts just before it answers: its vote then exists only on disk.
+   */
+  voteCrashes: boolean;
+  /**
+   * Ticks of the election timeout (randomized in [n, 2n)). Short ones make elections
+   * frequent and split votes common: two candidates of one term, each asking every voter.
+   */
+  electionTicks: number;
 }
 
 function drawSettings(prng: Prng): FaultSettings {
+  const readMode = prng.chance(0.3) ? 'lease' : 'safe';
+  const voteCrashes = prng.chance(0.4);
   return {
     servers: prng.pick([3, 5, 5]),
     unreliable: prng.chance(0.5),
@@ -85,8 +109,12 @@ function drawSettings(prng: Prng): FaultSettings {
     snapshotEvery: prng.chance(0.6) ? prng.range(5, 30) : 0,
     snapshotChunkBytes: prng.pick([16, 64, 1024, 1 << 20]),
     membership: prng.chance(0.4),
-    readMode: prng.chance(0.3) ? 'lease' : 'safe',
+    readMode,
+    checkQuorum: readMode === 'lease' || prng.chance(0.4),
     saveDelayMsMax: prng.chance(0.5) ? prng.range(1, 8) : 0,
+    pauses: prng.chance(0.6),
+    voteCrashes,
+    electionTicks: voteCrashes || prng.chance(0.2) ? 4 : 10,
   };
 }
 
@@ -101,7 +129,11 @@ function describeSettings(s: FaultSettings): string {
   if (s.snapshotEvery > 0) parts.push(`snapshot-every=${s.snapshotEvery} chunk=${s.snapshotChunkBytes}`);
   if (s.membership) parts.push('membership');
   parts.push(`reads=${s.readMode}`);
+  if (!s.checkQuorum) parts.push('no-check-quorum');
   if (s.saveDelayMsMax > 0) parts.push(`slow-saves<=${s.saveDelayMsMax}ms`);
+  if (s.pauses) parts.push('pauses');
+  if (s.voteCrashes) parts.push('vote-crashes');
+  if (s.electionTicks !== 10) parts.push(`election-ticks=${s.electionTicks}`);
   return parts.join(' ');
 }
 
@@ -126,7 +158,13 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     saveDelayMsMax: settings.saveDelayMsMax,
     // A no-op on election lets reads proceed at once, but it would also commit a new
     // leader's older entries legitimately, hiding the bugs that leader hunting looks for.
-    raft: { snapshotChunkBytes: settings.snapshotChunkBytes, readMode: settings.readMode, noopOnElection: !settings.leaderHunting },
+    raft: {
+      snapshotChunkBytes: settings.snapshotChunkBytes,
+      readMode: settings.readMode,
+      checkQuorum: settings.checkQuorum,
+      electionTicks: settings.electionTicks,
+      noopOnElection: !settings.leaderHunting,
+    },
     ...(options.unsafe ? { unsafe: options.unsafe } : {}),
   });
   const history = new History();
@@ -136,6 +174,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     await cluster.startAll();
     cluster.network.longReordering = settings.longReordering;
     cluster.network.duplicateProbability = settings.duplicateProbability;
+    cluster.network.sentSurvivesCrash = true;
+    if (settings.voteCrashes) crashBeforeSecondVotes(cluster);
     const faultPhaseMs = options.faultPhaseMs ?? (settings.leaderHunting ? huntingPhaseMs : faultPhaseMsDefault);
     await faultPhase(cluster, settings, prng.fork(), faultPhaseMs, history);
     committed = await healedPhase(cluster, history);
@@ -157,6 +197,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     committed,
     virtualMs: cluster.scheduler.nowMs,
     reads: history.reads.length,
+    pauses: cluster.pausesCompleted,
   };
 }
 
@@ -172,7 +213,9 @@ async function faultPhase(cluster: RaftCluster, settings: FaultSettings, prng: P
         loop(running, () => writeOnce(cluster, prng, history, 0)),
         loop(running, () => writeOnce(cluster, prng, history, 1)),
         loop(running, () => readOnce(cluster, prng, history, 2)),
+        loop(running, () => readOnce(cluster, prng, history, 3)),
         loop(running, () => nemesisStep(cluster, settings, prng)),
+        ...(settings.pauses ? [loop(running, () => pauseStep(cluster, prng))] : []),
         ...(settings.membership ? [loop(running, () => operatorStep(cluster, prng))] : []),
       ];
   await Promise.all(tasks);
@@ -196,7 +239,10 @@ async function writeOnce(cluster: RaftCluster, prng: Prng, history: History, cli
 }
 
 async function readOnce(cluster: RaftCluster, prng: Prng, history: History, client: number): Promise<void> {
-  const i = prng.int(cluster.n);
+  // Half the reads go where a client would send them: to a server that believes it leads
+  // (a deposed one too, until it learns).
+  const leaders = Array.from({ length: cluster.n }, (_, k) => k).filter((k) => cluster.nodes[k]?.status().role === 'leader');
+  const i = leaders.length > 0 && prng.chance(0.5) ? prng.pick(leaders) : prng.int(cluster.n);
   const callTime = cluster.scheduler.stampMs();
   const value = await cluster.read(i, readTimeoutMs);
   if (value !== undefined) {
@@ -235,6 +281,24 @@ async function nemesisStep(cluster: RaftCluster, settings: FaultSettings, prng: 
       break;
   }
   cluster.checkErrors();
+}
+
+/**
+ * Until the fault phase ends: a voter that already voted in a term and is asked again by
+ * another candidate of that term (a split vote) crashes, restarts, and then gets the request.
+ */
+function crashBeforeSecondVotes(cluster: RaftCluster): void {
+  cluster.interceptVoteRequest = (i, message) => {
+    const core = cluster.nodes[i]?.core;
+    // A follower only: crashing a candidate would end its candidacy and the split vote with it.
+    if (core === undefined || core.role !== 'follower' || core.term !== message.term || core.vote === 0 || core.vote === message.from) return false;
+    const connected = cluster.isConnected(i);
+    void cluster.start1(i).then(() => {
+      if (connected) cluster.connect(i);
+      cluster.nodes[i]?.receive(message);
+    });
+    return true;
+  };
 }
 
 /**
@@ -290,6 +354,13 @@ async function huntLeader(cluster: RaftCluster, servers: number, prng: Prng): Pr
   cluster.checkErrors();
 }
 
+/** Pauses a server, the leader most of the time, for 0.3–3 s (SIGSTOP, then SIGCONT). */
+async function pauseStep(cluster: RaftCluster, prng: Prng): Promise<void> {
+  await cluster.sleep(500 + prng.int(2000));
+  const leader = cluster.currentLeader();
+  cluster.pause(leader !== -1 && prng.chance(0.7) ? leader : prng.int(cluster.n), 300 + prng.int(2700));
+}
+
 /** Splits the cluster in two random halves with every cross link blocked. */
 function partition(cluster: RaftCluster, prng: Prng): void {
   cluster.network.clearBlocks();
@@ -302,6 +373,7 @@ function partition(cluster: RaftCluster, prng: Prng): void {
 }
 
 async function healedPhase(cluster: RaftCluster, history: History): Promise<number> {
+  cluster.interceptVoteRequest = undefined;
   cluster.network.clearBlocks();
   cluster.network.reliable = true;
   cluster.network.longReordering = false;
