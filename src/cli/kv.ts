@@ -12,6 +12,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { exit, writeErr, writeOut } from '../platform/process.js';
 import { parseAddress, type Address } from '../server/config.js';
 import { ClientError, FlotillaClient, KvError, OutcomeUnknownError } from '../server/client.js';
+import { ShardedClient } from '../server/sharded-client.js';
 import { kvDefaults } from '../kv/index.js';
 import { localCluster } from './local-cluster.js';
 import { TlsLoadError } from '../platform/tls.js';
@@ -22,6 +23,8 @@ export const kvExitCodes = { ok: 0, failed: 1, usage: 2, outcomeUnknown: 4 } as 
 
 interface KvFlags extends TlsFlags {
   endpoints: string;
+  /** Route by key through the sharded service (members started with --shards). */
+  sharded?: boolean;
   json?: boolean;
   serializable?: boolean;
   timeoutMs: string;
@@ -56,31 +59,55 @@ export function registerKv(program: Command): void {
       .option('--timeout-ms <ms>', 'give up after this long (a write may then have applied)', '10000');
   const reads = (command: Command) => common(command).option('--serializable', "read any member's local state (may be stale; no leader needed)");
   const writes = (command: Command) => common(command).option('--file <path>', valueFileHelp).addHelpText('after', limitsHelp);
+  const sharded = (command: Command) => command.option('--sharded', "the sharded key/value service (members started with --shards): the key's group, found through the shard controller");
 
-  reads(kv.command('get').argument('<key>').description('read a key (linearizable by default)')).action((key: string, flags: KvFlags) =>
-    run(flags, async (client) => {
-      const { value, version } = await client.get(key, { consistency: consistency(flags) });
-      return { json: { key, value: value === null ? null : text(value), version }, human: value === null ? `(not found)` : text(value) };
-    }),
+  sharded(reads(kv.command('get').argument('<key>').description('read a key (linearizable by default)'))).action((key: string, flags: KvFlags) =>
+    runMaybeSharded(
+      flags,
+      async (client) => {
+        const value = await client.get(key);
+        return { json: { key, value }, human: value };
+      },
+      async (client) => {
+        const { value, version } = await client.get(key, { consistency: consistency(flags) });
+        return { json: { key, value: value === null ? null : text(value), version }, human: value === null ? `(not found)` : text(value) };
+      },
+    ),
   );
-  writes(
-    kv
-      .command('put')
-      .argument('<key>')
-      .argument('[value]', `the value (or --file; at most ${ARGUMENT_BYTES_MAX / 1024} KiB here)`)
-      .description('set a key'),
+  sharded(
+    writes(
+      kv
+        .command('put')
+        .argument('<key>')
+        .argument('[value]', `the value (or --file; at most ${ARGUMENT_BYTES_MAX / 1024} KiB here)`)
+        .description('set a key'),
+    ),
   ).action((key: string, value: string | undefined, flags: ValueFlags) =>
-    run(flags, async (client) => {
-      const { version } = await client.put(key, await valueArgument(value, flags));
-      return { json: { key, version }, human: `OK (version ${version})` };
-    }),
-  );
-  writes(kv.command('append').argument('<key>').argument('[value]', 'the value to append (or --file)').description("append to a key's value (creates it if absent)")).action(
-    (key: string, value: string | undefined, flags: ValueFlags) =>
-      run(flags, async (client) => {
-        const { version } = await client.append(key, await valueArgument(value, flags));
+    runMaybeSharded(
+      flags,
+      async (client) => {
+        await client.put(key, text(await valueArgument(value, flags)));
+        return { json: { key }, human: 'OK' };
+      },
+      async (client) => {
+        const { version } = await client.put(key, await valueArgument(value, flags));
         return { json: { key, version }, human: `OK (version ${version})` };
-      }),
+      },
+    ),
+  );
+  sharded(writes(kv.command('append').argument('<key>').argument('[value]', 'the value to append (or --file)').description("append to a key's value (creates it if absent)"))).action(
+    (key: string, value: string | undefined, flags: ValueFlags) =>
+      runMaybeSharded(
+        flags,
+        async (client) => {
+          await client.append(key, text(await valueArgument(value, flags)));
+          return { json: { key }, human: 'OK' };
+        },
+        async (client) => {
+          const { version } = await client.append(key, await valueArgument(value, flags));
+          return { json: { key, version }, human: `OK (version ${version})` };
+        },
+      ),
   );
   common(kv.command('del').argument('<key>').description('delete a key')).action((key: string, flags: KvFlags) =>
     run(flags, async (client) => {
@@ -120,11 +147,27 @@ async function valueArgument(argument: string | undefined, flags: ValueFlags): P
   }
 }
 
-async function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<{ json: object; human: string }>): Promise<void> {
-  let client: FlotillaClient | undefined;
+type Output = { json: object; human: string };
+
+/** With --sharded, `sharded` on a ShardedClient; else `plain` on a FlotillaClient. */
+function runMaybeSharded(flags: KvFlags, sharded: (client: ShardedClient) => Promise<Output>, plain: (client: FlotillaClient) => Promise<Output>): Promise<void> {
+  if (flags.sharded !== true) return run(flags, plain);
+  if (flags.serializable === true) {
+    writeErr("flotilla kv: usage: --serializable does not apply with --sharded (a sharded read always goes through its group's log)\n");
+    exit(kvExitCodes.usage);
+  }
+  return runWith(flags, () => new ShardedClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms'), tls: clientTls(flags) }), sharded);
+}
+
+function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<Output>): Promise<void> {
+  return runWith(flags, () => new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms'), tls: clientTls(flags) }), body);
+}
+
+async function runWith<C extends { close(): void }>(flags: KvFlags, open: () => C, body: (client: C) => Promise<Output>): Promise<void> {
+  let client: C | undefined;
   let code: number = kvExitCodes.ok;
   try {
-    client = new FlotillaClient({ endpoints: endpoints(flags.endpoints), callDeadlineMs: nonNegative(flags.timeoutMs, '--timeout-ms'), tls: clientTls(flags) });
+    client = open();
     const out = await body(client);
     writeOut(flags.json === true ? `${JSON.stringify(out.json)}\n` : `${out.human}\n`);
   } catch (error) {
@@ -139,7 +182,7 @@ async function run(flags: KvFlags, body: (client: FlotillaClient) => Promise<{ j
 }
 
 /** An operating error as an exit code, a name and a message; anything else is a bug and is rethrown. */
-function describeFailure(error: unknown): { code: number; name: string; message: string } {
+export function describeFailure(error: unknown): { code: number; name: string; message: string } {
   if (error instanceof OutcomeUnknownError) return { code: kvExitCodes.outcomeUnknown, name: error.code, message: error.message };
   if (error instanceof ClientError || error instanceof KvError) return { code: kvExitCodes.failed, name: error.code, message: error.message };
   if (error instanceof UsageError || error instanceof InvalidArgumentError || error instanceof TlsLoadError) return { code: kvExitCodes.usage, name: 'usage', message: error.message };
@@ -147,7 +190,7 @@ function describeFailure(error: unknown): { code: number; name: string; message:
   throw error;
 }
 
-function endpoints(list: string): Address[] {
+export function endpoints(list: string): Address[] {
   const items = list.split(',').filter((item) => item.trim().length > 0);
   if (items.length === 0) throw new InvalidArgumentError('--endpoints: no addresses given');
   return items.map((item) => {
@@ -163,7 +206,7 @@ function consistency(flags: KvFlags): 'linearizable' | 'serializable' {
   return flags.serializable === true ? 'serializable' : 'linearizable';
 }
 
-function nonNegative(raw: string, what: string): number {
+export function nonNegative(raw: string, what: string): number {
   if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`${what}: ${JSON.stringify(raw)} is not a non-negative integer`);
   return Number(raw);
 }

@@ -10,6 +10,8 @@ export const localCluster = {
   /** ZooKeeper's usual port and the next two. */
   zkPortBase: 2180,
   secretBytes: 32,
+  /** `flotilla start --sharded`: every member hosts the shard controller and three key/value groups (server/shard-layout.ts). */
+  shardLayout: 'ctrl=1,2,3;100=1,2,3;101=1,2,3;102=1,2,3',
   /** How long the members may take to open their ports. */
   startTimeoutMs: 30_000,
   /** After Ctrl-C, members still running after this are killed. */

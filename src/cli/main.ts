@@ -15,6 +15,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
   start: { summary: 'run a local three-member cluster (data under ./data; Ctrl-C stops it; a killed member is restarted)', load: async () => (await import('./start.js')).registerStart },
   server: { summary: 'run one member of a Flotilla cluster', load: async () => (await import('./server.js')).registerServer },
   kv: { summary: 'read and write the key/value service of a running cluster', load: async () => (await import('./kv.js')).registerKv },
+  shard: { summary: "drive a sharded cluster's shard controller (join, leave, move, query)", load: async () => (await import('./shard.js')).registerShard },
   zk: { summary: 'read, write and watch znodes on a ZooKeeper-compatible server', load: async () => (await import('./zk.js')).registerZk },
   debug: { summary: "ask a running cluster about itself (its members' admin ports)", load: async () => (await import('./debug.js')).registerDebug },
   member: { summary: "list and change a running cluster's members (every Raft group)", load: async () => (await import('./member.js')).registerMember },
@@ -26,6 +27,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
     load: async () => (await import('./lincheck.js')).registerLincheck,
   },
   sim: { summary: 'run the randomized Raft simulation', load: async () => (await import('./sim.js')).registerSim },
+  'sim-shards': { summary: 'run the randomized simulation of the sharded key/value service', load: async () => (await import('./sim-shards.js')).registerSimShards },
 };
 
 // Before anything is written: every command's output then reaches a pipe in full before the

@@ -56,6 +56,8 @@ interface ServerFlags {
   tlsCa?: string;
   clientCertAuth?: boolean;
   zkSecurePort?: string;
+  shards?: string;
+  shardUnsafe?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -77,6 +79,7 @@ export function registerServer(program: Command): void {
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace')
     .option('--raft-state-bytes-max <bytes>', 'snapshot the key/value store once the Raft log reaches this size (default 64 MiB)')
     .option('--request-timeout-ms <ms>', 'how long a request waits for its command to apply or its read to be confirmed (default 1000)')
+    .option('--shards <layout>', 'also host the shard controller and sharded key/value groups: "ctrl=1,2,3;100=1,2,3;101=1,2,3" (group → member ids)')
     .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
     .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
@@ -89,6 +92,7 @@ export function registerServer(program: Command): void {
       '--join <admin>',
       "join a running cluster: learn its members from one member's admin address (host:port); --peers then needs name only this member, and an empty --data. Then run flotilla member add and promote",
     )
+    .addOption(new Option('--shard-unsafe <bug>', 'TESTS ONLY: serve-before-arrival serves a shard before its data arrives').hideHelp())
     .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
 }
@@ -237,6 +241,8 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     tlsCa: flags.tlsCa,
     clientCertAuth: flags.clientCertAuth,
     zkSecurePort: flags.zkSecurePort,
+    shards: flags.shards,
+    shardUnsafe: flags.shardUnsafe,
   };
   const secretFile = flags.clusterSecretFile ?? (typeof file.clusterSecretFile === 'string' ? file.clusterSecretFile : undefined);
   const secret = secretFile === undefined ? undefined : secretFromEnvFile(await readTextFile(secretFile), secretFile);

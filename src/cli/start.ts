@@ -12,6 +12,10 @@
 // damaged (exit 3), its directory is in use (4), its configuration is wrong (2) — is
 // reported with its reason and left stopped; restarting would not help, and the others
 // keep serving.
+//
+// `--sharded` also starts the sharded key/value service on the same members: the shard
+// controller and three key/value groups (gids 100-102), each its own Raft group on all
+// three (localCluster.shardLayout; server/shard-host.ts).
 
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -77,6 +81,7 @@ interface StartOptions {
   data: string;
   tickMs: string;
   ports?: MemberPorts[];
+  sharded?: boolean;
 }
 
 export function registerStart(program: Command): void {
@@ -85,6 +90,7 @@ export function registerStart(program: Command): void {
     .description('run a local three-member cluster (data under ./data; Ctrl-C stops it; a killed member is restarted)')
     .option('--data <dir>', 'data directory', './data')
     .option('--tick-ms <ms>', 'milliseconds per Raft tick', '100')
+    .option('--sharded', `also run the sharded key/value service: the shard controller and groups 100, 101, 102 on every member (--shards "${localCluster.shardLayout}")`)
     .addOption(new Option('--ports <list>', 'TESTS ONLY: peer:client:admin:zookeeper ports of each member, comma-separated').argParser(parsePorts).hideHelp())
     .action((options: StartOptions) => runStart(options));
 }
@@ -108,7 +114,7 @@ async function runStart(options: StartOptions): Promise<void> {
   const members: Member[] = [];
   for (const id of memberIds()) {
     await ensureDirectory(`${data}/member-${id}`);
-    members.push(newMember(id, ports[id - 1]!, data, peers, secretFile, options.tickMs));
+    members.push(newMember(id, ports[id - 1]!, data, peers, secretFile, options.tickMs, options.sharded === true));
   }
   const supervisor = new Supervisor(members, lock.lock);
   onSignal('SIGINT', () => void supervisor.stop(startExitCodes.ok));
@@ -121,10 +127,10 @@ async function runStart(options: StartOptions): Promise<void> {
     await supervisor.stop(startExitCodes.failed);
     return;
   }
-  writeOut(describeCluster(data, members));
+  writeOut(describeCluster(data, members, options.sharded === true));
 }
 
-function newMember(id: number, ports: MemberPorts, data: string, peers: string, secretFile: string, tickMs: string): Member {
+function newMember(id: number, ports: MemberPorts, data: string, peers: string, secretFile: string, tickMs: string, sharded: boolean): Member {
   const flags: [string, string][] = [
     ['--id', String(id)],
     ['--peers', peers],
@@ -135,6 +141,7 @@ function newMember(id: number, ports: MemberPorts, data: string, peers: string, 
     ['--zk-tick-ms', '2000'],
     ['--tick-ms', tickMs],
     ['--cluster-secret-file', secretFile],
+    ...(sharded ? [['--shards', localCluster.shardLayout] as [string, string]] : []),
   ];
   const args = ['server', ...flags.flat()];
   const logFile = `${data}/member-${id}/server.log`;
@@ -299,7 +306,7 @@ function parsePorts(raw: string): MemberPorts[] {
   });
 }
 
-function describeCluster(data: string, members: readonly Member[]): string {
+function describeCluster(data: string, members: readonly Member[], sharded: boolean): string {
   const host = localCluster.host;
   const rows = members.map((member) => {
     const state = member.state === 'running' ? '' : `   (${member.state === 'refused' ? 'refused to start: see above' : 'not listening yet'})`;
@@ -324,10 +331,24 @@ function describeCluster(data: string, members: readonly Member[]): string {
     '  flotilla zk create /hello world && flotilla zk get /hello',
     `  /usr/share/zookeeper/bin/zkCli.sh -server ${members.map((member) => `${host}:${member.ports.zk}`).join(',')}`,
     `  echo srvr | nc ${host} ${members[0]!.ports.zk}`,
+    ...(sharded ? shardedExample() : []),
     '',
     `A member that stops (kill -9) is restarted after ${startLimits.restartDelayMsMin / 1000} s, then 2 s, 4 s, ... up to ${startLimits.restartDelayMsMax / 1000} s;`,
     'one that refuses to start (damaged data, data directory in use) is reported and left stopped.',
     'Ctrl-C stops all members; `npm start` again resumes from the data.',
     '',
   ].join('\n');
+}
+
+/** The sharded service's example commands (`--sharded`). */
+function shardedExample(): string[] {
+  return [
+    '',
+    'The sharded key/value service (shard controller and groups 100, 101, 102 on every member):',
+    '  flotilla shard join 100 101 102          # once: the groups join and the 10 shards are spread over them',
+    "  flotilla kv put --sharded apple red     # routed to the group that serves the key's shard",
+    '  flotilla kv get --sharded apple',
+    '  flotilla shard query                     # the configuration: which group serves each shard',
+    '  flotilla shard move 7 100                # shard 7 (keys starting with "a": apple) moves to group 100',
+  ];
 }

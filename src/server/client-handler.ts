@@ -10,6 +10,7 @@ import type { Replica } from '../runtime/replica.js';
 import { decodeCommand, encodeResult, KvDecodeError, type KvService, type KvCommand } from '../kv/index.js';
 import type { Address } from './config.js';
 import type { ProposalOutcome } from './metrics.js';
+import { ShardDecodeError } from './shard-protocol.js';
 import { decodeRequest, encodeResponse, ProtocolError, type ClientErrorCode, type ClientRequest, type ClientResponse } from './protocol.js';
 
 export const clientHandlerLimits = {
@@ -23,6 +24,8 @@ export interface ClientHandlerContext {
   /** The client address of a member, if known. */
   clientAddressOf(id: NodeId): Address | undefined;
   recordOutcome(outcome: ProposalOutcome): void;
+  /** The sharded service's requests (shard-host.ts), if this member hosts it. Throws ShardDecodeError. */
+  readonly shard?: ((body: Uint8Array) => Promise<Uint8Array>) | undefined;
 }
 
 export class ClientHandler {
@@ -76,6 +79,8 @@ export class ClientHandler {
       }
       case 'kv':
         return this.submit(request);
+      case 'shard':
+        return this.submitShard(request);
       default:
         return unreachable(request, 'client request');
     }
@@ -94,6 +99,17 @@ export class ClientHandler {
     this.context.recordOutcome(response.ok ? 'ok' : response.code);
     if (!response.ok) return this.error(request.id, response.code, response.message, response.leader);
     return { id: request.id, type: 'result', result: encodeResult(response.result), index: response.index };
+  }
+
+  private async submitShard(request: Extract<ClientRequest, { type: 'shard' }>): Promise<ClientResponse> {
+    const shard = this.context.shard;
+    if (shard === undefined) return this.error(request.id, 'invalid', 'this member hosts no sharded service (start it with --shards)');
+    try {
+      return { id: request.id, type: 'result', result: await shard(request.body), index: 0 };
+    } catch (error) {
+      if (!(error instanceof ShardDecodeError)) throw error;
+      return this.error(request.id, 'invalid', `malformed shard request: ${error.message}`);
+    }
   }
 
   private error(id: number, code: ClientErrorCode, message: string, leader?: NodeId): ClientResponse {

@@ -30,6 +30,8 @@ import { DialError, dialFramed, type FramedConnection } from '../platform/server
 import type { ClientTls } from '../platform/tls.js';
 
 export { loadClientTls, TlsLoadError, type ClientTls, type ClientTlsFiles } from '../platform/tls.js';
+// The sharded service's client, also `flotilla/client` (it uses this module's errors and connections; the cycle is only in bindings).
+export { ShardCtrlError, ShardedClient, shardedClientDefaults, type ShardedClientOptions } from './sharded-client.js';
 import { formatAddress, type Address } from './config.js';
 import { decodeResponse, encodeRequest, type ClientRequest, type ClientResponse } from './protocol.js';
 import { randomClientId } from '../platform/server-random.js';
@@ -144,7 +146,8 @@ interface Waiting {
   timer: { cancel(): void };
 }
 
-class MemberConnection {
+/** One framed connection to a member's client port, many requests in flight (also used by shard-rpc.ts). */
+export class MemberConnection {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
   private connection: FramedConnection | undefined = undefined;

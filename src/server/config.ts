@@ -11,6 +11,7 @@
 
 import { nodeId, type NodeId } from '../stdx/types.js';
 import type { KvReadMode } from '../kv/index.js';
+import { describeShardLayout, parseShardLayout, ShardLayoutError, type ShardLayout } from './shard-layout.js';
 
 export interface Address {
   readonly host: string;
@@ -51,6 +52,10 @@ export interface ServerConfig {
   readonly tls: TlsSettings | undefined;
   /** ZooKeeper's secureClientPort (0: the OS picks); undefined: none. Only with tls. */
   readonly zkSecurePort: number | undefined;
+  /** The sharded service's groups (shard-layout.ts); undefined: not sharded. */
+  readonly shards?: ShardLayout | undefined;
+  /** TESTS ONLY: a deliberately broken sharded key/value group (shardkv's ShardKvUnsafe), to prove the process test catches it. */
+  readonly shardUnsafe?: 'serve-before-arrival' | undefined;
 }
 
 export interface TlsSettings {
@@ -110,6 +115,8 @@ export interface ConfigInput {
   tlsCa?: unknown;
   clientCertAuth?: unknown;
   zkSecurePort?: unknown;
+  shards?: unknown;
+  shardUnsafe?: unknown;
 }
 
 export class ConfigError extends Error {
@@ -140,6 +147,8 @@ const inputKeys: ReadonlySet<string> = new Set([
   'tlsCa',
   'clientCertAuth',
   'zkSecurePort',
+  'shards',
+  'shardUnsafe',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -190,7 +199,31 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     zkTickMs: merged.zkTickMs === undefined ? configLimits.zkTickMsDefault : integerIn(merged.zkTickMs, 'zkTickMs', configLimits.zkTickMsMin, configLimits.zkTickMsMax),
     zkSuperDigest: superDigest(merged.zkSuperDigest),
     ...tlsSettings(merged),
+    ...shardSettings(merged.shards, members),
+    ...shardUnsafe(merged.shardUnsafe),
   };
+}
+
+function shardUnsafe(raw: unknown): { shardUnsafe?: 'serve-before-arrival' } {
+  if (raw === undefined) return {};
+  if (raw === 'serve-before-arrival') return { shardUnsafe: raw };
+  throw new ConfigError(`shardUnsafe: ${JSON.stringify(raw)} is not the test-only 'serve-before-arrival'`);
+}
+
+function shardSettings(raw: unknown, members: ReadonlyMap<NodeId, Address>): { shards?: ShardLayout } {
+  if (raw === undefined) return {};
+  if (typeof raw !== 'string') throw new ConfigError('shards: expected a layout like "ctrl=1,2,3;100=1,2,3"');
+  let layout: ShardLayout;
+  try {
+    layout = parseShardLayout(raw);
+  } catch (error) {
+    if (!(error instanceof ShardLayoutError)) throw error;
+    throw new ConfigError(`shards: ${error.message}`);
+  }
+  for (const id of [...layout.ctrl, ...[...layout.groups.values()].flat()]) {
+    if (!members.has(id)) throw new ConfigError(`shards: member ${id} is not in the peer list`);
+  }
+  return { shards: layout };
 }
 
 function tlsSettings(merged: ConfigInput): { tls: TlsSettings | undefined; zkSecurePort: number | undefined } {
@@ -308,6 +341,8 @@ export function describeConfig(config: ServerConfig): object {
     zkTickMs: config.zkTickMs,
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     ...(config.zkSecurePort === undefined ? {} : { zkSecurePort: config.zkSecurePort }),
+    ...(config.shards === undefined ? {} : { shards: describeShardLayout(config.shards) }),
+    ...(config.shardUnsafe === undefined ? {} : { shardUnsafe: config.shardUnsafe }),
   };
 }
 

@@ -6,6 +6,7 @@
 //   request                                         reply
 //   {id, type:'kv', command: bytes, consistency}  →  {id, type:'result', result: bytes, index}
 //   {id, type:'leader'}                           →  {id, type:'leader', leader, client}
+//   {id, type:'shard', body: bytes}               →  {id, type:'result', result: bytes, index: 0}
 //   any                                           →  {id, type:'error', code, message, leader, client}
 //
 // `command` is a key/value command in kv/codec.ts's encoding (the member re-stamps its
@@ -26,7 +27,11 @@ export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-export type ClientRequest = { readonly id: number; readonly type: 'kv'; readonly command: Uint8Array; readonly consistency: ReadConsistency } | { readonly id: number; readonly type: 'leader' };
+export type ClientRequest =
+  | { readonly id: number; readonly type: 'kv'; readonly command: Uint8Array; readonly consistency: ReadConsistency }
+  | { readonly id: number; readonly type: 'leader' }
+  /** The sharded service (shard-protocol.ts): `body` is a shard request, the reply's `result` its reply. */
+  | { readonly id: number; readonly type: 'shard'; readonly body: Uint8Array };
 
 export type ClientErrorCode =
   /** Not the leader; `leader`/`client` say where to go. Not applied. */
@@ -74,6 +79,8 @@ export function decodeRequest(bytes: Uint8Array): ClientRequest {
       return { id, type: 'kv', command: bytesField(m, 'command'), consistency: consistencyField(m['consistency']) };
     case 'leader':
       return { id, type: 'leader' };
+    case 'shard':
+      return { id, type: 'shard', body: bytesField(m, 'body') };
     default:
       throw new ProtocolError(`unknown request type ${JSON.stringify(m['type'])}`);
   }

@@ -39,6 +39,7 @@ import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, ZK_RAFT_GROUP_ID, ZK_SERVICE_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
 import { GROUP_DIR, ServerStorage, ZK_GROUP_DIR } from './storage.js';
+import { ShardHost } from './shard-host.js';
 
 export const serverLimits = {
   /** How often a member re-announces its client and admin addresses to its peers. */
@@ -83,6 +84,8 @@ interface Parts {
   /** ZooKeeper's secureClientPort: the same front-end over TLS. */
   zkSecurePort: FramedServer | undefined;
   tls: MemberTls | undefined;
+  /** The shard controller and sharded key/value groups this member hosts (--shards); undefined: not sharded. */
+  shards: ShardHost | undefined;
 }
 
 export class FlotillaServer {
@@ -125,6 +128,7 @@ export class FlotillaServer {
       kv: parts.kv,
       clientAddressOf: (id) => this.members.get(id)?.client,
       recordOutcome: (outcome) => this.metrics.recordProposal(outcome),
+      shard: parts.shards === undefined ? undefined : (body) => parts.shards!.handle(body),
     });
     this.metrics = new ServerMetrics(config.id, {
       status: () => parts.replica.raft.status(),
@@ -146,7 +150,16 @@ export class FlotillaServer {
     const zkRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ZK_GROUP_DIR);
     for (const event of zkRecovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
     const zkStorage = zkRecovered.storage;
-    const opened: { transport?: PeerTransport<PeerMessage>; kv?: KvService; clientPort?: FramedServer; zk?: ZkService; zkPort?: FramedServer; zkSecurePort?: FramedServer } = {};
+    const shardStorages = config.shards === undefined ? undefined : await ShardHost.recover(config, config.shards, clock, logger, (ms) => late.server?.metrics.recordFsync(ms));
+    const opened: {
+      transport?: PeerTransport<PeerMessage>;
+      kv?: KvService;
+      clientPort?: FramedServer;
+      zk?: ZkService;
+      zkPort?: FramedServer;
+      zkSecurePort?: FramedServer;
+      shards?: ShardHost;
+    } = {};
     try {
       // Before any port opens: a TLS file that is missing or does not match stops the member here (TlsLoadError).
       const tls = config.tls === undefined ? undefined : MemberTls.load(config.tls, config.tls.clientCertAuth);
@@ -171,6 +184,19 @@ export class FlotillaServer {
       const kv = opened.kv;
       const replica = kv.replica;
       logger.info({ ...replica.raft.status(), appliedCommands: replica.appliedCommandCount }, 'recovered');
+      if (config.shards !== undefined) {
+        opened.shards = await ShardHost.open({
+          config,
+          layout: config.shards,
+          logger,
+          clock,
+          transport: opened.transport,
+          clientAddressOf: (id) => late.server?.members.get(id)?.client,
+          onFatal: (error) => late.server?.fail(error),
+          tls: tls?.clientTls(),
+          storages: shardStorages!,
+        });
+      }
       opened.clientPort = await FramedServer.start({
         host: config.host,
         port: config.clientPort,
@@ -244,6 +270,7 @@ export class FlotillaServer {
         zkPort,
         zkSecurePort: opened.zkSecurePort,
         tls,
+        shards: opened.shards,
       });
       const app = adminApp({
         status: () => server.describeStatus(),
@@ -259,6 +286,8 @@ export class FlotillaServer {
     } catch (error) {
       opened.kv?.stop();
       opened.zk?.stop();
+      if (opened.shards === undefined) for (const storage of shardStorages?.values() ?? []) await storage.close();
+      else await opened.shards.close();
       await opened.zkSecurePort?.close();
       await opened.zkPort?.close();
       await opened.clientPort?.close();
@@ -328,6 +357,7 @@ export class FlotillaServer {
     this.parts.zkSecurePort?.stopAccepting();
     this.parts.kv.stop();
     this.parts.zk.stop();
+    await this.parts.shards?.close();
     await this.parts.storage.close();
     await this.parts.zkStorage.close();
     await this.parts.clientPort.close();
@@ -423,6 +453,7 @@ export class FlotillaServer {
       tls: this.parts.tls === undefined ? null : { clientCertAuth: this.parts.tls.clientCertAuth, serial: this.parts.tls.summary().serial },
       peers,
       zk: this.describeZk(),
+      shards: this.parts.shards?.describe() ?? null,
     };
   }
 
@@ -461,16 +492,19 @@ export class FlotillaServer {
       else this.parts.zk.touchedElsewhere(message.sessions);
       return;
     }
-    if ((group !== RAFT_GROUP_ID && group !== ZK_RAFT_GROUP_ID) || message.from !== from || message.to !== this.config.id) {
+    const sharded = this.parts.shards?.hosts(group) === true;
+    if ((group !== RAFT_GROUP_ID && group !== ZK_RAFT_GROUP_ID && !sharded) || message.from !== from || message.to !== this.config.id) {
       return this.dropPeerMessage(from, group, `Raft message from ${message.from} to ${message.to} in group ${group}`);
     }
-    if (group === ZK_RAFT_GROUP_ID) this.parts.zk.replica.raft.receive(message);
+    if (sharded) this.parts.shards!.receive(group, message);
+    else if (group === ZK_RAFT_GROUP_ID) this.parts.zk.replica.raft.receive(message);
     else this.parts.replica.raft.receive(message);
   }
 
   /** A peer's connection closed: its process may be dead, so each group's follower may campaign early. */
   private peerClosed(id: NodeId): void {
     if (this.stopping) return;
+    this.parts.shards?.peerClosed(id);
     for (const [group, node] of [
       ['kv', this.parts.replica.raft],
       ['zk', this.parts.zk.replica.raft],
