@@ -216,7 +216,7 @@ async function faultPhase(cluster: RaftCluster, settings: FaultSettings, prng: P
         loop(running, () => readOnce(cluster, prng, history, 3)),
         loop(running, () => nemesisStep(cluster, settings, prng)),
         ...(settings.pauses ? [loop(running, () => pauseStep(cluster, prng))] : []),
-        ...(settings.membership ? [loop(running, () => operatorStep(cluster, prng))] : []),
+        ...(settings.membership ? [loop(running, () => operatorStep(cluster, prng)), loop(running, () => adminRequest(cluster, prng))] : []),
       ];
   await Promise.all(tasks);
 }
@@ -323,6 +323,66 @@ async function operatorStep(cluster: RaftCluster, prng: Prng): Promise<void> {
   } else {
     const removable = voters.filter((id: NodeId) => id !== node.core.id || prng.chance(0.3));
     if (removable.length > 0) node.proposeConfChange({ type: 'remove', node: prng.pick(removable) });
+  }
+  cluster.checkErrors();
+}
+
+/** Learners further behind than this are not promoted (the admin API's rule). */
+const promoteLagEntriesMax = 100;
+
+/**
+ * One membership request the way the admin API handles it (server/membership.ts), running
+ * beside operatorStep so two requests often race: it arrives at a random member, which
+ * forwards it once to the leader it knows; the leader refuses a promotion of a learner
+ * that never answered or lags, and a leader asked to remove itself hands leadership to
+ * its most caught-up voter first, which then removes it. One time in five the leader
+ * crashes right after proposing, and comes back a moment later.
+ */
+async function adminRequest(cluster: RaftCluster, prng: Prng): Promise<void> {
+  await cluster.sleep(300 + prng.int(1500));
+  const entry = cluster.nodes[prng.int(cluster.n)];
+  if (entry === undefined) return;
+  const leaderId = entry.status().role === 'leader' ? entry.id : entry.status().leader;
+  const at = leaderId - 1; // slot i holds node i + 1
+  const leader = cluster.nodes[at];
+  if (leaderId === 0 || leader === undefined || leader.status().role !== 'leader') return; // "no leader; try again"
+  const { voters, learners } = leader.core.membership;
+  const members = [...voters, ...learners];
+  const outsiders = Array.from({ length: cluster.n }, (_, i) => cluster.nodeId(i)).filter((id) => !members.includes(id));
+  const action = prng.int(3);
+  let proposedAt = at;
+  if (action === 0 && outsiders.length > 0 && voters.length + learners.length < 5) {
+    leader.proposeConfChange({ type: 'add-learner', node: prng.pick(outsiders) });
+  } else if (action === 1 && learners.length > 0) {
+    const learner = prng.pick(learners);
+    const match = leader.core.matchOf(learner) ?? 0;
+    if (match === 0 || leader.status().lastIndex - match > promoteLagEntriesMax) return; // "not caught up"
+    leader.proposeConfChange({ type: 'promote', node: learner });
+  } else if (action === 2 && (voters.length > 3 || learners.length > 0)) {
+    const target = voters.length > 3 ? prng.pick(members) : prng.pick(learners);
+    if (target === leader.id) {
+      const successor = voters.filter((id) => id !== leader.id).reduce((best, id) => ((leader.core.matchOf(id) ?? 0) > (leader.core.matchOf(best) ?? 0) ? id : best));
+      if (!leader.transferLeadership(successor)) return;
+      proposedAt = successor - 1;
+      const moved = await cluster.scheduler.waitFor(() => cluster.nodes[proposedAt]?.status().role === 'leader', electionTimeoutMs);
+      if (!moved) return;
+    }
+    // The new leader may refuse while its predecessor's entries are unapplied: ask again.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const result = cluster.nodes[proposedAt]?.proposeConfChange({ type: 'remove', node: target });
+      if (result === undefined || result.ok || result.reason !== 'conf-change-pending') break;
+      await cluster.sleep(100);
+    }
+  } else {
+    return;
+  }
+  if (prng.chance(0.2) && cluster.nodes[proposedAt] !== undefined) {
+    cluster.crash1(proposedAt);
+    await cluster.sleep(200 + prng.int(800));
+    if (cluster.nodes[proposedAt] === undefined) {
+      await cluster.start1(proposedAt);
+      cluster.connect(proposedAt);
+    }
   }
   cluster.checkErrors();
 }
