@@ -60,7 +60,7 @@ export interface RaftConfig {
     readonly keepConflictingSuffix?: boolean;
     /** Elections and commitment count ⌊n/2⌋ as a majority instead of ⌊n/2⌋ + 1. */
     readonly smallQuorum?: boolean;
-    /** The runtime ticks once per timer callback, so a paused process wakes with its lease intact. */
+    /** With lease reads, the runtime ticks once per timer callback, so a paused leader wakes with its lease intact. */
     readonly noTickCatchUp?: boolean;
   };
 }
