@@ -130,7 +130,7 @@ export class WalStorage implements RaftStorage {
 }
 
 /** Figure 13: keep what follows the snapshot only if the log holds its last entry. */
-function entriesAfterSnapshot(entries: readonly Entry[], snapshot: Snapshot): Entry[] {
+export function entriesAfterSnapshot(entries: readonly Entry[], snapshot: Snapshot): Entry[] {
   const { index, term } = snapshot.meta;
   const first = entries[0]?.index;
   // A log that starts after the snapshot is kept as is; load() then refuses a gap.
@@ -183,7 +183,7 @@ class TermIndex {
 
 // ---- Encodings (validated on the way in: STYLE.md 6) ----
 
-function encodeEntry(entry: Entry): Buffer {
+export function encodeEntry(entry: Entry): Buffer {
   const encoded = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + entry.data.length);
   encoded.writeUInt8(FORMAT_VERSION, 0);
   encoded.writeUInt8(entryTypeCodes[entry.type], 1);
@@ -192,7 +192,7 @@ function encodeEntry(entry: Entry): Buffer {
   return encoded;
 }
 
-function decodeEntry(index: number, data: Uint8Array, file: string): Entry {
+export function decodeEntry(index: number, data: Uint8Array, file: string): Entry {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
   const fail = (reason: string) => undecodable(file, `entry ${index}: ${reason}`);
   if (bytes.length < ENTRY_HEADER_BYTES) throw fail(`${bytes.length} bytes is too short`);
@@ -205,7 +205,7 @@ function decodeEntry(index: number, data: Uint8Array, file: string): Entry {
   return { index: toIndex(index), term: toTerm(term), type, data: bytes.subarray(ENTRY_HEADER_BYTES) };
 }
 
-function encodeHardState(state: HardState): Buffer {
+export function encodeHardState(state: HardState): Buffer {
   const encoded = Buffer.allocUnsafe(HARD_STATE_BYTES);
   encoded.writeUInt8(FORMAT_VERSION, 0);
   writeUint(encoded, state.term, 1);
@@ -214,7 +214,7 @@ function encodeHardState(state: HardState): Buffer {
   return encoded;
 }
 
-function decodeHardState(data: Uint8Array, file: string): HardState {
+export function decodeHardState(data: Uint8Array, file: string): HardState {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (bytes.length !== HARD_STATE_BYTES || bytes.readUInt8(0) !== FORMAT_VERSION) throw undecodable(file, 'hard state has a bad length or version');
   const [term, vote, commit] = [readUint(bytes, 1), readUint(bytes, 9), readUint(bytes, 17)];
@@ -222,7 +222,7 @@ function decodeHardState(data: Uint8Array, file: string): HardState {
   return { term: toTerm(term), vote: toNodeId(vote), commit: toIndex(commit) };
 }
 
-function encodeSnapshot(snapshot: Snapshot): Buffer {
+export function encodeSnapshot(snapshot: Snapshot): Buffer {
   const { meta } = snapshot;
   const headerBytes = 1 + 8 + 8 + 4 + 8 * meta.voters.length + 4 + 8 * meta.learners.length;
   const encoded = Buffer.allocUnsafe(headerBytes + snapshot.data.length);
@@ -236,7 +236,7 @@ function encodeSnapshot(snapshot: Snapshot): Buffer {
   return encoded;
 }
 
-function decodeSnapshot(data: Uint8Array, file: string): Snapshot {
+export function decodeSnapshot(data: Uint8Array, file: string): Snapshot {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
   const fail = (reason: string) => new StorageError('unreadable-snapshot', file, undefined, `${file}: the snapshot cannot be decoded: ${reason}. ${REPAIR_ADVICE}`);
   if (bytes.length < 21 || bytes.readUInt8(0) !== FORMAT_VERSION) throw fail('bad length or version');

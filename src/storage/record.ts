@@ -26,11 +26,16 @@ export const RecordType = {
   state: 3,
   truncate: 4,
   snapshot: 5,
+  /** The log every group of a process shares (shared-wal.ts): one group's entry, state, truncation, base. */
+  groupEntry: 6,
+  groupState: 7,
+  groupTruncate: 8,
+  groupBase: 9,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
 export function isRecordType(value: number): value is RecordType {
-  return value >= RecordType.segmentHeader && value <= RecordType.snapshot;
+  return value >= RecordType.segmentHeader && value <= RecordType.groupBase;
 }
 
 export function paddedRecordBytes(payloadBytes: number): number {

@@ -34,11 +34,36 @@ export interface RecoveredSegments {
 export const TEMP_SUFFIX = '.tmp';
 
 export async function recoverSegments(disk: Disk, dir: string): Promise<RecoveredSegments> {
+  let model: LogModel | undefined;
+  const { segments, events } = await scanSegmentFiles(disk, dir, {
+    begin(id, file) {
+      model ??= new LogModel(id.firstIndex - 1);
+      if (model.lastIndex !== id.firstIndex - 1) {
+        throw corrupt(file, 0, `the segment starts after index ${id.firstIndex - 1} but the log before it ends at ${model.lastIndex}`);
+      }
+    },
+    record: (record, file) => replayRecord(model!, record, file),
+  });
+  return { segments, model: model ?? new LogModel(0), events };
+}
+
+/** What a log does with the records of its segments, in log order. */
+export interface SegmentReplay {
+  /** A segment with a valid header starts (throw a StorageError to refuse it). */
+  begin(id: SegmentId, file: string): void;
+  /** A record after the header (throw a StorageError to refuse it). */
+  record(record: DecodedRecord, file: string): void;
+}
+
+/**
+ * Reads every segment in `dir` (created if missing) in order, checks headers and the
+ * sequence, repairs a torn tail of the last segment, and hands each record to `replay`.
+ */
+export async function scanSegmentFiles(disk: Disk, dir: string, replay: SegmentReplay): Promise<{ segments: SegmentInfo[]; events: RecoveryEvent[] }> {
   await disk.mkdirp(dir);
   const events: RecoveryEvent[] = [];
   const ids = await listSegments(disk, dir, events);
   const segments: SegmentInfo[] = [];
-  let model: LogModel | undefined;
   for (const [position, id] of ids.entries()) {
     const file = `${dir}/${segmentName(id)}`;
     const isLast = position === ids.length - 1;
@@ -56,18 +81,15 @@ export async function recoverSegments(disk: Disk, dir: string): Promise<Recovere
     }
     const headerProblem = checkSegmentHeader(header, id);
     if (headerProblem !== undefined) throw corrupt(file, 0, headerProblem);
-    model ??= new LogModel(id.firstIndex - 1);
-    if (model.lastIndex !== id.firstIndex - 1) {
-      throw corrupt(file, 0, `the segment starts after index ${id.firstIndex - 1} but the log before it ends at ${model.lastIndex}`);
-    }
-    for (const record of scan.records.slice(1)) replayRecord(model, record, file);
+    replay.begin(id, file);
+    for (const record of scan.records.slice(1)) replay.record(record, file);
     if (scan.failure !== undefined) {
       await truncateTornTail(disk, file, scan.validBytes);
       events.push({ kind: 'torn-tail-truncated', file, offset: scan.validBytes, discardedBytes: bytes.length - scan.validBytes, reason: scan.failure.reason });
     }
     segments.push({ id, name: segmentName(id), sizeBytes: scan.validBytes });
   }
-  return { segments, model: model ?? new LogModel(0), events };
+  return { segments, events };
 }
 
 /** Segment ids in sequence order; removes temp files; refuses a gap in the sequence. */
@@ -148,6 +170,6 @@ async function truncateTornTail(disk: Disk, file: string, validBytes: number): P
   }
 }
 
-function corrupt(file: string, offset: number, reason: string): StorageError {
+export function corrupt(file: string, offset: number, reason: string): StorageError {
   return new StorageError('corrupt-record', file, offset, `${file}: corrupt log record at byte offset ${offset}: ${reason}. ${REPAIR_ADVICE}`);
 }
