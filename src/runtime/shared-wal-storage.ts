@@ -69,7 +69,12 @@ export class SharedWalStorage implements RaftStorage {
     const hardState = recovered?.state === undefined ? emptyHardState : decodeHardState(recovered.state, where);
     const lastIndex = entries.at(-1)?.index ?? snapshotIndex;
     if (hardState.commit > lastIndex) {
-      throw new StorageError('missing-entries', snapDir, undefined, `the hard state in ${where} says index ${hardState.commit} is committed, but the log ends at ${lastIndex}: acknowledged entries were lost. ${REPAIR_ADVICE}`);
+      throw new StorageError(
+        'missing-entries',
+        snapDir,
+        undefined,
+        `the hard state in ${where} says index ${hardState.commit} is committed, but the log ends at ${lastIndex}: acknowledged entries were lost. ${REPAIR_ADVICE}`,
+      );
     }
     return { storage: new SharedWalStorage(wal, group, snapshots, { hardState, snapshot, entries }), events };
   }

@@ -194,6 +194,7 @@ export class ShardHost {
         }
         return { gid, ...role(group.replica.raft), configNum: group.machine.config.num, shards, keys: group.machine.keyCount };
       }),
+      rpc: this.rpc.stats(),
     };
   }
 

@@ -101,7 +101,10 @@ test('an idle group that pins the oldest segment is asked to rewrite, and old se
 test('a refused record (too large) or a failed sync: clear errors, other groups unharmed until the failure', async () => {
   const sim = simSetup(4);
   const { wal } = await reopen(sim);
-  await assert.rejects(sim.go(wal.append(5, { entries: [{ index: 1, data: Buffer.alloc(300) }] })), (error: unknown) => error instanceof StorageError && error.code === 'record-too-large' && /group 5/.test(error.message));
+  await assert.rejects(
+    sim.go(wal.append(5, { entries: [{ index: 1, data: Buffer.alloc(300) }] })),
+    (error: unknown) => error instanceof StorageError && error.code === 'record-too-large' && /group 5/.test(error.message),
+  );
   await sim.go(wal.append(6, { entries: [{ index: 1, data: bytes('ok') }] }));
   sim.disk.failNext(`shared/${wal.segmentNames().at(-1)}`, 'sync');
   await assert.rejects(sim.go(wal.append(6, { entries: [{ index: 2, data: bytes('lost?') }] })), (error: unknown) => error instanceof StorageError && error.code === 'write-failed');
@@ -159,7 +162,7 @@ test('group storages: entries, hard state, snapshots (Figure 13) and a conflicti
   await sim.go(again.wal.close());
 });
 
-test('a snapshot file without the group\'s log records is refused, naming the group', async () => {
+test("a snapshot file without the group's log records is refused, naming the group", async () => {
   const sim = simSetup(6);
   const { wal, storages } = await openStorages(sim, [1]);
   await sim.go(storages.get(1)!.load());
@@ -174,10 +177,7 @@ test('a snapshot file without the group\'s log records is refused, naming the gr
 
 // ---- The crash property, with several groups, bases and segment removal ----
 
-type ModelRecord =
-  | { group: number; kind: 'truncate' | 'base'; index: number }
-  | { group: number; kind: 'entry'; index: number; data: string }
-  | { group: number; kind: 'state'; data: string };
+type ModelRecord = { group: number; kind: 'truncate' | 'base'; index: number } | { group: number; kind: 'entry'; index: number; data: string } | { group: number; kind: 'state'; data: string };
 
 interface GroupModel {
   log: LogModel | undefined;
