@@ -15,9 +15,10 @@ interface Benchmark {
 const HELPERS = new Set(['main.ts', 'common.ts']);
 /**
  * Benchmarks run only when named: `versus` takes about ten minutes and needs ZooKeeper and
- * etcd installed (bench/README.md).
+ * etcd installed (bench/README.md); `shards` starts clusters of up to a hundred groups and
+ * takes about five.
  */
-const ON_REQUEST = new Set(['versus']);
+const ON_REQUEST = new Set(['versus', 'shards']);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)

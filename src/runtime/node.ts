@@ -13,6 +13,7 @@ import type { ConfChange } from '../raft/membership.js';
 import type { Message } from '../raft/messages.js';
 import type { Entry, Snapshot } from '../raft/types.js';
 import type { RaftStorage } from './storage.js';
+import type { GroupTicker } from './ticker.js';
 
 export interface RaftNodeOptions {
   readonly config: RaftConfig;
@@ -20,6 +21,8 @@ export interface RaftNodeOptions {
   readonly clock: Clock;
   /** Real milliseconds per core tick. */
   readonly tickMs: number;
+  /** Ticks shared with the process's other groups (same tickMs); default: a timer of the node's own. */
+  readonly ticker?: GroupTicker;
   readonly transport: Transport<Message>;
   readonly storage: RaftStorage;
   /** Called with each committed entry, in log order, exactly once per incarnation. */
@@ -61,6 +64,7 @@ export class RaftNode {
   readonly core: RaftCore;
   private readonly options: RaftNodeOptions;
   private timer: Timer | undefined;
+  private unsubscribe: (() => void) | undefined = undefined;
   /** The clock time the last tick stands for. */
   private lastTickMs: number;
   private processing = false;
@@ -87,7 +91,12 @@ export class RaftNode {
     const core = new RaftCore(options.config, options.prng, persisted);
     if (persisted.snapshot !== undefined) options.restore?.(persisted.snapshot);
     const node = new RaftNode(options, core);
-    node.scheduleTick();
+    if (options.ticker === undefined) {
+      node.scheduleTick();
+    } else {
+      assert(options.ticker.tickMs === options.tickMs, "a shared ticker ticks at the node's tickMs");
+      node.unsubscribe = options.ticker.subscribe(() => node.tickFromClock());
+    }
     node.process();
     return node;
   }
@@ -186,6 +195,8 @@ export class RaftNode {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     for (const read of this.reads.values()) {
       read.timer.cancel();
       read.reject(new ReadError('node stopped'));
@@ -220,22 +231,29 @@ export class RaftNode {
    * test suite's load). ReadIndex needs no clock to be safe.
    */
   private scheduleTick(): void {
-    const { clock, tickMs, config } = this.options;
+    const { clock, tickMs } = this.options;
     const due = this.lastTickMs + tickMs;
     this.timer = clock.setTimer(Math.max(0, due - clock.nowMs()), () => {
       if (this.stopped) return;
-      // noTickCatchUp: a planted bug (tests only), lease reads without the catch-up.
-      const catchUp = config.readMode === 'lease' && config.unsafe?.noTickCatchUp !== true;
-      const late = catchUp ? Math.floor((clock.nowMs() - this.lastTickMs) / tickMs) : 1;
-      // Past a few election timeouts more ticks change nothing (the bound keeps a resumed
-      // laptop from spinning here, and a leader from sending a heartbeat per missed tick).
-      const catchUpMax = 3 * config.electionTicks;
-      const ticks = Math.min(Math.max(1, late), catchUpMax);
-      this.lastTickMs = catchUp && late <= catchUpMax ? this.lastTickMs + ticks * tickMs : clock.nowMs();
-      for (let i = 0; i < ticks; i++) this.core.tick();
-      this.process();
+      this.tickFromClock();
       this.scheduleTick();
     });
+  }
+
+  /** One timer callback's ticks (more than one only when catching up, above). */
+  private tickFromClock(): void {
+    if (this.stopped) return;
+    const { clock, tickMs, config } = this.options;
+    // noTickCatchUp: a planted bug (tests only), lease reads without the catch-up.
+    const catchUp = config.readMode === 'lease' && config.unsafe?.noTickCatchUp !== true;
+    const late = catchUp ? Math.floor((clock.nowMs() - this.lastTickMs) / tickMs) : 1;
+    // Past a few election timeouts more ticks change nothing (the bound keeps a resumed
+    // laptop from spinning here, and a leader from sending a heartbeat per missed tick).
+    const catchUpMax = 3 * config.electionTicks;
+    const ticks = Math.min(Math.max(1, late), catchUpMax);
+    this.lastTickMs = catchUp && late <= catchUpMax ? this.lastTickMs + ticks * tickMs : clock.nowMs();
+    for (let i = 0; i < ticks; i++) this.core.tick();
+    this.process();
   }
 
   /** Starts the Ready loop unless it is already running (it re-checks before it ends). */

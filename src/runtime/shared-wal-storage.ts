@@ -21,6 +21,10 @@ import type { PersistedState, RaftStorage, StorageUpdate } from './storage.js';
 import { decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot, entriesAfterSnapshot } from './wal-storage.js';
 
 const emptyHardState: HardState = { term: toTerm(0), vote: toNodeId(0), commit: toIndex(0) };
+/** What an entry costs on disk besides its data: record header, group, index, entry header, padding (about). */
+const ENTRY_OVERHEAD_BYTES = 48;
+/** The hard state's record, about. */
+const HARD_STATE_RECORD_BYTES = 64;
 
 export class SharedWalStorage implements RaftStorage {
   private recovered: PersistedState | undefined;
@@ -28,7 +32,7 @@ export class SharedWalStorage implements RaftStorage {
   private entries: Entry[];
   private snapshot: Pick<SnapshotMeta, 'index' | 'term'> | undefined;
   private hardState: HardState;
-  /** Encoded bytes of `entries` (what the replica compares with its snapshot threshold). */
+  /** Bytes `entries` take on disk, about (what the replica compares with its snapshot threshold). */
   private entryBytes: number;
 
   private constructor(
@@ -41,7 +45,7 @@ export class SharedWalStorage implements RaftStorage {
     this.entries = [...recovered.entries];
     this.snapshot = recovered.snapshot?.meta;
     this.hardState = recovered.hardState;
-    this.entryBytes = this.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    this.entryBytes = this.entries.reduce((sum, entry) => sum + entry.data.length + ENTRY_OVERHEAD_BYTES, 0);
     wal.register(group, () => this.rewrite());
   }
 
@@ -105,14 +109,14 @@ export class SharedWalStorage implements RaftStorage {
     const kept = this.termAt(meta.index) === meta.term ? this.entries.filter((entry) => entry.index > meta.index) : [];
     this.snapshot = { index: meta.index, term: meta.term };
     this.entries = kept;
-    this.entryBytes = kept.reduce((sum, entry) => sum + entry.data.length, 0);
+    this.entryBytes = kept.reduce((sum, entry) => sum + entry.data.length + ENTRY_OVERHEAD_BYTES, 0);
     this.appendInMemory(update.entries);
     await this.writeBase();
   }
 
-  /** Bytes of the group's live log (its share of the shared log). */
+  /** Bytes of the group's live log and hard state on disk, about (its share of the shared log). */
   sizeBytes(): number {
-    return this.entryBytes;
+    return this.entryBytes + HARD_STATE_RECORD_BYTES;
   }
 
   /** The shared log's request: write the live log again as a base, so older segments can go. */
@@ -134,12 +138,12 @@ export class SharedWalStorage implements RaftStorage {
     if (first === undefined) return;
     const start = this.entries[0]?.index ?? first;
     const keep = Math.max(0, Math.min(this.entries.length, first - start));
-    for (const dropped of this.entries.splice(keep)) this.entryBytes -= dropped.data.length;
+    for (const dropped of this.entries.splice(keep)) this.entryBytes -= dropped.data.length + ENTRY_OVERHEAD_BYTES;
     const expected = this.entries.length === 0 ? (this.snapshot?.index ?? 0) + 1 : this.entries.at(-1)!.index + 1;
     assert(first === expected, `entry ${first} follows the log (expected ${expected})`);
     for (const entry of entries) {
       this.entries.push(entry);
-      this.entryBytes += entry.data.length;
+      this.entryBytes += entry.data.length + ENTRY_OVERHEAD_BYTES;
     }
   }
 

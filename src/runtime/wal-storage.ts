@@ -107,6 +107,11 @@ export class WalStorage implements RaftStorage {
     return this.wal?.sizeBytes() ?? 0;
   }
 
+  /** fsyncs of the log so far (one per group-committed flush). */
+  syncCount(): number {
+    return this.wal?.stats().flushCount ?? 0;
+  }
+
   async close(): Promise<void> {
     await this.wal?.close();
   }

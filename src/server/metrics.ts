@@ -12,7 +12,9 @@ export type ProposalOutcome = 'ok' | 'not-leader' | 'overloaded' | 'dropped' | '
 export interface MetricSources {
   status(): NodeStatus;
   logBytes(): number;
-  peerStats(): { readonly bytesSent: number; readonly messagesDropped: number };
+  peerStats(): { readonly bytesSent: number; readonly messagesSent: number; readonly framesSent: number; readonly messagesDropped: number };
+  /** fsyncs of every write-ahead log of this member (group commits: one per flush). */
+  walSyncs(): number;
   clientConnections(): number;
 }
 
@@ -29,8 +31,8 @@ export class ServerMetrics {
   private readonly leaderChanges: Counter;
   private lastTerm = 0;
   private lastLeader = 0;
-  private lastBytesSent = 0;
-  private lastDropped = 0;
+  /** The last value read of each total a counter follows (totalCounter). */
+  private readonly lastTotals = new Map<string, number>();
 
   constructor(
     private readonly id: NodeId,
@@ -44,7 +46,7 @@ export class ServerMetrics {
     this.termChanges = new Counter({ name: 'flotilla_term_changes_total', help: 'Changes of the current term seen by this member', registers });
     this.leaderChanges = new Counter({ name: 'flotilla_leader_changes_total', help: 'Changes of the known leader seen by this member', registers });
     this.registerGauges(sources, registers);
-    this.registerPeerCounters(sources, registers);
+    this.registerTotals(sources, registers);
   }
 
   recordProposal(outcome: ProposalOutcome): void {
@@ -93,28 +95,24 @@ export class ServerMetrics {
     gauge('flotilla_client_connections', 'Open client connections', () => sources.clientConnections());
   }
 
-  /** Counters read from the transport's own totals at scrape time (increments since the last scrape). */
-  private registerPeerCounters(sources: MetricSources, registers: Registry[]): void {
-    const metrics = this;
-    new Counter({
-      name: 'flotilla_peer_bytes_sent_total',
-      help: 'Bytes written to peer connections',
-      registers,
-      collect() {
-        const now = sources.peerStats().bytesSent;
-        this.inc(now - metrics.lastBytesSent);
-        metrics.lastBytesSent = now;
-      },
-    });
-    new Counter({
-      name: 'flotilla_peer_messages_dropped_total',
-      help: 'Messages to peers dropped (queue full, no connection, too large); Raft retries',
-      registers,
-      collect() {
-        const now = sources.peerStats().messagesDropped;
-        this.inc(now - metrics.lastDropped);
-        metrics.lastDropped = now;
-      },
-    });
+  /** Counters that follow totals kept elsewhere (the transport's, the logs'), read at scrape time. */
+  private registerTotals(sources: MetricSources, registers: Registry[]): void {
+    const totals = this.lastTotals;
+    const totalCounter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read();
+          this.inc(Math.max(0, now - (totals.get(name) ?? 0)));
+          totals.set(name, now);
+        },
+      });
+    totalCounter('flotilla_peer_bytes_sent_total', 'Bytes written to peer connections', () => sources.peerStats().bytesSent);
+    totalCounter('flotilla_peer_messages_sent_total', 'Raft messages sent to peers (every group)', () => sources.peerStats().messagesSent);
+    totalCounter('flotilla_peer_frames_sent_total', 'Frames written to peer connections: all messages to one peer in one turn of the event loop share a frame', () => sources.peerStats().framesSent);
+    totalCounter('flotilla_peer_messages_dropped_total', 'Messages to peers dropped (queue full, no connection, too large); Raft retries', () => sources.peerStats().messagesDropped);
+    totalCounter('flotilla_wal_syncs_total', 'fsyncs of the write-ahead logs (group commit: one per flush, however many writes and groups it holds)', () => sources.walSyncs());
   }
 }

@@ -134,6 +134,7 @@ export class FlotillaServer {
       status: () => parts.replica.raft.status(),
       logBytes: () => parts.storage.sizeBytes(),
       peerStats: () => parts.transport.stats(),
+      walSyncs: () => parts.storage.syncCount() + parts.zkStorage.syncCount() + (parts.shards?.walStats().flushCount ?? 0),
       clientConnections: () => parts.clientPort.connectionCount(),
     });
   }
@@ -286,7 +287,7 @@ export class FlotillaServer {
     } catch (error) {
       opened.kv?.stop();
       opened.zk?.stop();
-      if (opened.shards === undefined) for (const storage of shardStorages?.values() ?? []) await storage.close();
+      if (opened.shards === undefined) await shardStorages?.close();
       else await opened.shards.close();
       await opened.zkSecurePort?.close();
       await opened.zkPort?.close();

@@ -25,7 +25,11 @@ import type { Clock } from '../io/clock.js';
 import { defaultTiming } from '../raft/config.js';
 import type { Message } from '../raft/messages.js';
 import type { RaftNode } from '../runtime/node.js';
-import { describeRecoveryEvent } from '../storage/errors.js';
+import { GroupTicker } from '../runtime/ticker.js';
+import { describeRecoveryEvent, REPAIR_ADVICE, StorageError } from '../storage/errors.js';
+import { SharedWal } from '../storage/shared-wal.js';
+import type { SegmentWriterStats } from '../storage/segment-writer.js';
+import type { Disk } from '../io/disk.js';
 import { FsDisk } from '../platform/fs-disk.js';
 import type { PeerTransport } from '../platform/peer-transport.js';
 import { randomSeed } from '../platform/server-random.js';
@@ -54,6 +58,9 @@ export const shardHostLimits = {
   /** How long a member waits for another member's answer (a forwarded controller request, a pull). */
   rpcTimeoutMs: 3000,
   rpcConnectTimeoutMs: 1000,
+  /** How long the latest configuration fetched from the controller answers every group's poll. */
+  latestReuseMs: 50,
+  configsCachedMax: 1000,
 } as const;
 
 const noSession: CtrlSession = { client: 0, seq: 0, ack: 0 };
@@ -68,8 +75,8 @@ export interface ShardHostOptions {
   readonly clientAddressOf: (id: NodeId) => Address | undefined;
   readonly onFatal: (error: unknown) => void;
   readonly tls: ClientTls | undefined;
-  /** Every hosted group's recovered log (ShardHost.recover), by Raft group id. */
-  readonly storages: ReadonlyMap<number, ServerStorage>;
+  /** Every hosted group's recovered storage on the shared log (ShardHost.recover). */
+  readonly storages: ShardStorages;
 }
 
 interface HostedGroup {
@@ -78,6 +85,13 @@ interface HostedGroup {
 
 export class ShardHost {
   private readonly rpc: ShardRpc;
+  /** Every hosted group ticks on this one timer (their heartbeats to a peer then share a frame). */
+  private readonly ticker: GroupTicker;
+  /** Configurations seen, by number: they never change once made, so any group may reuse them. */
+  private readonly configs = new Map<number, ShardConfig>();
+  /** The latest configuration as last asked of the controller, shared by every group's poll. */
+  private latest: { config: ShardConfig; atMs: number } | undefined = undefined;
+  private latestQuery: Promise<ShardConfig | undefined> | undefined = undefined;
   private ctrler: ShardCtrlerService | undefined = undefined;
   private readonly kvGroups = new Map<number, ShardKvService>();
   /** Raft group id → the group, for routing peer messages and shutting down. */
@@ -85,23 +99,30 @@ export class ShardHost {
 
   private constructor(private readonly options: ShardHostOptions) {
     this.rpc = new ShardRpc({ clock: options.clock, requestTimeoutMs: shardHostLimits.rpcTimeoutMs, connectTimeoutMs: shardHostLimits.rpcConnectTimeoutMs, tls: options.tls });
+    this.ticker = new GroupTicker(options.clock, options.config.tickMs);
   }
 
   /**
-   * Recovers the log of every group the layout puts on this member, before any port opens
-   * (a damaged log stops the member there: StorageError). On failure, closes what it opened.
+   * Recovers every group the layout puts on this member from the member's shared log
+   * (`<data>/shards/wal`, one fsync per flush for all groups) and each group's snapshot
+   * files (`<data>/shards/group-<id>/snap`), before any port opens (a damaged log stops the
+   * member there: StorageError). On failure, closes what it opened.
    */
-  static async recover(config: ServerConfig, layout: ShardLayout, clock: Clock, logger: Logger, onSaved: (durationMs: number) => void): Promise<Map<number, ServerStorage>> {
+  static async recover(config: ServerConfig, layout: ShardLayout, clock: Clock, logger: Logger, onSaved: (durationMs: number) => void): Promise<ShardStorages> {
     const ids = [...(layout.ctrl.includes(config.id) ? [SHARD_CTRL_RAFT_GROUP_ID] : []), ...[...layout.groups].filter(([, members]) => members.includes(config.id)).map(([gid]) => gid)];
-    const storages = new Map<number, ServerStorage>();
+    const disk = new FsDisk(config.dataDir);
+    await refuseOldLayout(disk, ids);
+    const { wal, recovered } = await SharedWal.open(disk, `${SHARDS_DIR}/wal`);
+    for (const event of recovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
+    const storages = new ShardStorages(wal);
     try {
       for (const id of ids) {
-        const { storage, events } = await ServerStorage.recover(new FsDisk(config.dataDir), clock, onSaved, `group-${id}`);
+        const { storage, events } = await ServerStorage.recoverShared(disk, wal, id, recovered.groups.get(id), `${SHARDS_DIR}/group-${id}/snap`, clock, onSaved);
         for (const event of events) logger.warn({ event: event.kind, file: event.file, group: id }, describeRecoveryEvent(event));
-        storages.set(id, storage);
+        storages.groups.set(id, storage);
       }
     } catch (error) {
-      for (const storage of storages.values()) await storage.close();
+      await storages.close();
       throw error;
     }
     return storages;
@@ -205,10 +226,15 @@ export class ShardHost {
     this.rpc.close();
   }
 
-  /** Waits for each group's fsync in flight, then closes its log. */
+  /** Waits for each group's fsync in flight, then closes the shared log. */
   async close(): Promise<void> {
     this.stop();
-    for (const storage of this.options.storages.values()) await storage.close();
+    await this.options.storages.close();
+  }
+
+  /** The shared log's totals (fsyncs = flushCount), for /metrics and the benchmark. */
+  walStats(): SegmentWriterStats {
+    return this.options.storages.wal.stats();
   }
 
   private async openGroups(): Promise<void> {
@@ -238,7 +264,7 @@ export class ShardHost {
   }
 
   private storageOf(raftGroupId: number): ServerStorage {
-    const storage = this.options.storages.get(raftGroupId);
+    const storage = this.options.storages.groups.get(raftGroupId);
     assert(storage !== undefined, `group ${raftGroupId}'s log was recovered (ShardHost.recover)`);
     return storage;
   }
@@ -250,6 +276,7 @@ export class ShardHost {
       prng: new Prng(randomSeed()),
       clock,
       tickMs: config.tickMs,
+      ticker: this.ticker,
       transport: transport.group(raftGroupId),
       storage,
       onFatal,
@@ -299,9 +326,49 @@ export class ShardHost {
     return { kind: 'join', groups: expanded };
   }
 
+  /**
+   * A group's Query(num). Every group's leader polls for the configuration after its own
+   * every pollMs; with a hundred groups on a member that would be a thousand controller
+   * reads a second. Instead the member asks the controller for the latest configuration at
+   * most once per latestReuseMs (one query in flight, shared), and answers from the
+   * configurations it has seen, which never change once made. A poll learns of a new
+   * configuration at most latestReuseMs later than it would have.
+   */
   private async queryConfig(num: number): Promise<ShardConfig | undefined> {
+    const known = this.configs.get(num);
+    if (known !== undefined) return known;
+    const latest = await this.latestConfig();
+    if (latest === undefined) return undefined;
+    if (num < 0 || num >= latest.num) return latest;
     const reply = await this.ctrl({ kind: 'query', num }, noSession, false);
-    return reply.kind === 'config' ? reply.config : undefined;
+    if (reply.kind !== 'config') return undefined;
+    this.remember(reply.config);
+    return reply.config;
+  }
+
+  private latestConfig(): Promise<ShardConfig | undefined> {
+    const now = this.options.clock.nowMs();
+    if (this.latest !== undefined && now - this.latest.atMs < shardHostLimits.latestReuseMs) return Promise.resolve(this.latest.config);
+    this.latestQuery ??= this.ctrl({ kind: 'query', num: -1 }, noSession, false).then(
+      (reply) => {
+        this.latestQuery = undefined;
+        if (reply.kind !== 'config') return undefined;
+        this.remember(reply.config);
+        if (this.latest === undefined || reply.config.num >= this.latest.config.num) this.latest = { config: reply.config, atMs: this.options.clock.nowMs() };
+        return reply.config;
+      },
+      () => {
+        this.latestQuery = undefined;
+        return undefined;
+      },
+    );
+    return this.latestQuery;
+  }
+
+  private remember(config: ShardConfig): void {
+    this.configs.set(config.num, config);
+    // Bounded: the oldest go first (a group asks for old ones only while catching up).
+    if (this.configs.size > shardHostLimits.configsCachedMax) this.configs.delete(Math.min(...this.configs.keys()));
   }
 
   private async callPeer(server: string, args: PeerArgs): Promise<PeerReply | undefined> {
@@ -314,5 +381,35 @@ export class ShardHost {
     } catch {
       return undefined;
     }
+  }
+}
+
+/** Where the sharded service's shared log and the groups' snapshots live under the data directory. */
+export const SHARDS_DIR = 'shards';
+
+/** The shared log and every hosted group's storage on it; closed together. */
+export class ShardStorages {
+  readonly groups = new Map<number, ServerStorage>();
+
+  constructor(readonly wal: SharedWal) {}
+
+  /** Waits for each group's save in flight, then closes the shared log. */
+  async close(): Promise<void> {
+    for (const storage of this.groups.values()) await storage.close();
+    await this.wal.close();
+  }
+}
+
+/** Sharded groups once had a log each (`<data>/group-<id>`); starting without it would lose their data silently. */
+async function refuseOldLayout(disk: Disk, ids: readonly number[]): Promise<void> {
+  const names = new Set(await disk.list('').catch(() => [] as string[]));
+  for (const id of ids) {
+    if (id === 1 || id === 2 || !names.has(`group-${id}`)) continue;
+    throw new StorageError(
+      'missing-segment',
+      `group-${id}`,
+      undefined,
+      `group-${id} holds sharded group ${id}'s log in the layout of an older version; this version keeps every sharded group in ${SHARDS_DIR}/. Move the member's data aside and let it catch up from its group. ${REPAIR_ADVICE}`,
+    );
   }
 }

@@ -24,7 +24,7 @@ export const shardLayoutLimits = {
   /** The smallest gid: lower group ids belong to the member's own groups. */
   gidMin: 100,
   gidMax: 0xffff_fff0,
-  groupsMax: 64,
+  groupsMax: 1024,
   membersPerGroupMax: 9,
 } as const;
 

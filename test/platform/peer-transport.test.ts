@@ -127,6 +127,33 @@ test('many messages are batched and arrive in order', async () => {
   }
 });
 
+test('the messages of a hundred groups to one peer in one turn share one frame (coalescing)', async () => {
+  const members = await Promise.all([1, 2].map((id) => member(id)));
+  try {
+    introduce(members);
+    const [a, b] = members as [Member, Member];
+    a.transport.send(b.id, 0, { text: 'hello' });
+    await until(() => b.received.length === 1, 'the connection');
+    const before = a.transport.stats();
+    for (let group = 1; group <= 100; group++) a.transport.group(group).send(b.id, { text: `heartbeat ${group}` });
+    await until(() => b.received.length === 101, 'a hundred messages');
+    const after = a.transport.stats();
+    assert.equal(after.messagesSent - before.messagesSent, 100);
+    assert.equal(after.framesSent - before.framesSent, 1, 'one frame for the hundred messages');
+    assert.deepEqual(
+      b.received.slice(1),
+      Array.from({ length: 100 }, (_, i) => `1/${i + 1}:heartbeat ${i + 1}`),
+    );
+    // A batch never exceeds frameBytesMax: 2000 messages of 1 KiB take several frames, in order.
+    const big = 'x'.repeat(1024);
+    for (let i = 0; i < 2000; i++) b.transport.send(a.id, 9, { text: `${i}${big}` });
+    await until(() => a.received.length === 2000, '2000 large messages', 10_000);
+    assert.ok(a.received.every((line, i) => line.startsWith(`2/9:${i}x`)));
+  } finally {
+    await closeAll(members);
+  }
+});
+
 test('a member without the cluster secret can neither join nor inject', async () => {
   const good = await member(1);
   const intruder = await member(2, { secret: 'a-different-secret-entirely!!' });
@@ -183,6 +210,28 @@ test('a message that fails validation closes the connection, which is then re-es
     await until(() => a.transport.connectedPeers().length === 1, 'reconnection');
     a.transport.send(b.id, 0, { text: 'good' });
     await until(() => b.received.includes('1/0:good'), 'a good message after reconnecting');
+  } finally {
+    await closeAll([a, b]);
+  }
+});
+
+test('an invalid message inside a batch closes the connection there: the messages after it in the batch are not delivered', async () => {
+  let poison = true;
+  const a = await member(1, { encode: (m) => (m.text === 'bad' && poison ? Buffer.from('not json') : encode(m)) });
+  const b = await member(2);
+  try {
+    introduce([a, b]);
+    for (const text of ['ok1', 'bad', 'ok2']) a.transport.send(b.id, 4, { text });
+    await until(() => b.logger.lines.some((line) => line.includes('invalid message in group 4')), 'the invalid message to be logged');
+    assert.ok(a.transport.stats().framesSent >= 1 && a.transport.stats().messagesSent >= 3);
+    assert.deepEqual(b.received, ['1/4:ok1']);
+    poison = false;
+    // Messages sent while the broken connection is noticed are lost (Raft retries): resend.
+    await until(() => {
+      a.transport.send(b.id, 4, { text: 'good' });
+      return b.received.includes('1/4:good');
+    }, 'a good message after reconnecting');
+    assert.ok(!b.received.includes('1/4:ok2'));
   } finally {
     await closeAll([a, b]);
   }
