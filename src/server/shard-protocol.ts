@@ -8,7 +8,10 @@
 //      op: ['query', num] | ['join', [gid, [server..]..]]   | ['refused', code, message]     (not applied)
 //        | ['leave', [gid..]] | ['move', shard, gid]       | ['failed', code, message, leader] (retry)
 //   ['k', gid, op, key, value, client, seq]                [err, value]        (ShardKvReply)
-//   ['p', gid, 'pull'|'delete', num, [shard..]]            [err, shards, sessions] (PeerReply)
+//   ['p', gid, 'pull'|'delete', num, [shard..]             [err, shards, sessions          (PeerReply)
+//      (, afterShard, afterKey)]                             (, moreShard, moreKey)]
+//      (a pull returns a page of at most pullBytesMax; `more` is the cursor of the next
+//      page, sent back as `after`; sessions come with the last page)
 //
 // A join whose server list is empty asks the member to fill it from the layout
 // (shard-layout.ts: "host:port/gid" of each member of the group). `forwarded` marks a
@@ -49,8 +52,10 @@ export function encodeShardRequest(request: ShardRequest): Uint8Array {
       const r = request.request;
       return pack(['k', request.gid, r.op, r.key, r.value, r.client, r.seq]);
     }
-    case 'peer':
-      return pack(['p', request.gid, request.args.kind, request.args.num, [...request.args.shards]]);
+    case 'peer': {
+      const { args } = request;
+      return pack(['p', request.gid, args.kind, args.num, [...args.shards], ...(args.after === undefined ? [] : [args.after.shard, args.after.key])]);
+    }
     default:
       return request satisfies never;
   }
@@ -90,11 +95,12 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       return { kind: 'kv', gid: count(raw[1], 'gid'), request: { op, key: text(raw[3], 'key'), value: text(raw[4], 'value'), client: count(raw[5], 'client'), seq: count(raw[6], 'seq') } };
     }
     case 'p': {
-      expectLength(raw, 5, 'peer request');
+      if (raw.length !== 5 && raw.length !== 7) throw new ShardDecodeError(`peer request has ${raw.length} fields, not 5 or 7`);
       const kind = text(raw[2], 'kind');
       if (kind !== 'pull' && kind !== 'delete') throw new ShardDecodeError(`unknown peer call ${kind}`);
       if (!Array.isArray(raw[4])) throw new ShardDecodeError('shards is not a list');
-      return { kind: 'peer', gid: count(raw[1], 'gid'), args: { kind, num: count(raw[3], 'num'), shards: (raw[4] as unknown[]).map((shard) => count(shard, 'shard')) } };
+      const after = raw.length === 7 ? { after: { shard: count(raw[5], 'after shard'), key: text(raw[6], 'after key') } } : {};
+      return { kind: 'peer', gid: count(raw[1], 'gid'), args: { kind, num: count(raw[3], 'num'), shards: (raw[4] as unknown[]).map((shard) => count(shard, 'shard')), ...after } };
     }
     default:
       throw new ShardDecodeError(`unknown shard request ${JSON.stringify(raw[0])}`);
@@ -173,7 +179,7 @@ export function decodeKvReply(bytes: Uint8Array): ShardKvReply {
 }
 
 export function encodePeerReply(reply: PeerReply): Uint8Array {
-  return pack([reply.err, reply.shards, reply.sessions]);
+  return pack([reply.err, reply.shards, reply.sessions, ...(reply.more === undefined ? [] : [reply.more.shard, reply.more.key])]);
 }
 
 /** The shard data and sessions are checked by the caller (shardkv's shardsFromArray). */
@@ -182,7 +188,9 @@ export function decodePeerReply(bytes: Uint8Array): PeerReply {
   const err = text(raw[0], 'err');
   if (!peerErrs.has(err)) throw new ShardDecodeError(`unknown peer reply ${err}`);
   if (!Array.isArray(raw[1]) || !Array.isArray(raw[2])) throw new ShardDecodeError('peer reply: shards and sessions are lists');
-  return { err: err as PeerReply['err'], shards: raw[1] as unknown[], sessions: raw[2] as unknown[] };
+  if (raw.length !== 3 && raw.length !== 5) throw new ShardDecodeError(`peer reply has ${raw.length} fields, not 3 or 5`);
+  const more = raw.length === 5 ? { more: { shard: count(raw[3], 'more shard'), key: text(raw[4], 'more key') } } : {};
+  return { err: err as PeerReply['err'], shards: raw[1] as unknown[], sessions: raw[2] as unknown[], ...more };
 }
 
 function expectLength(raw: unknown[], length: number, what: string): void {

@@ -5,7 +5,10 @@
 //   command  [opcode, ...]
 //     op       0  kind(0 get|1 put|2 append) key value client seq
 //     config   1  config                                  (configToArray: the next configuration)
-//     insert   2  num [shard, [key, value, ...], ...] [client, seq, ...]
+//     insert   2  num [shard, [key, value, ...], ...] [client, seq, ...] final(0|1)
+//                  (a shard moves in pages: each page's insert adds keys to the pulling
+//                  shards; the final one, which lists every pulled shard, completes them
+//                  and brings the sessions. A 4-field insert is final.)
 //     delete   3  num [shard, ...]                        (the new owner has them: drop the data)
 //     gcdone   4  num [shard, ...]                        (the old owner dropped them)
 //
@@ -39,7 +42,7 @@ export type ShardData = ReadonlyMap<string, string>;
 export type ShardKvCommand =
   | { readonly kind: 'op'; readonly op: ShardKvOp }
   | { readonly kind: 'config'; readonly config: ShardConfig }
-  | { readonly kind: 'insert'; readonly num: number; readonly shards: ReadonlyMap<number, ShardData>; readonly sessions: ReadonlyMap<number, number> }
+  | { readonly kind: 'insert'; readonly num: number; readonly shards: ReadonlyMap<number, ShardData>; readonly sessions: ReadonlyMap<number, number>; readonly final: boolean }
   | { readonly kind: 'delete'; readonly num: number; readonly shards: readonly number[] }
   | { readonly kind: 'gcdone'; readonly num: number; readonly shards: readonly number[] };
 
@@ -67,7 +70,7 @@ export function encodeCommand(command: ShardKvCommand): Uint8Array {
     case 'config':
       return packr.pack([1, configToArray(command.config)]);
     case 'insert':
-      return packr.pack([2, command.num, shardsToArray(command.shards), sessionsToArray(command.sessions)]);
+      return packr.pack([2, command.num, shardsToArray(command.shards), sessionsToArray(command.sessions), command.final ? 1 : 0]);
     case 'delete':
       return packr.pack([3, command.num, [...command.shards]]);
     case 'gcdone':
@@ -94,8 +97,9 @@ export function decodeCommand(bytes: Uint8Array): ShardKvCommand {
         throw new ShardKvDecodeError(`config: ${(error as Error).message}`);
       }
     case 2:
-      expectLength(raw, 4, 'insert');
-      return { kind: 'insert', num: count(raw[1], 'num'), shards: shardsFromArray(raw[2]), sessions: sessionsFromArray(raw[3]) };
+      if (raw.length !== 4 && raw.length !== 5) throw new ShardKvDecodeError(`insert has ${raw.length} fields, not 4 or 5`);
+      if (raw.length === 5 && raw[4] !== 0 && raw[4] !== 1) throw new ShardKvDecodeError('insert: final is 0 or 1');
+      return { kind: 'insert', num: count(raw[1], 'num'), shards: shardsFromArray(raw[2]), sessions: sessionsFromArray(raw[3]), final: raw.length === 4 || raw[4] === 1 };
     case 3:
     case 4:
       expectLength(raw, 3, 'delete/gcdone');

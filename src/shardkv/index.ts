@@ -5,6 +5,7 @@ export { key2shard, ShardKvStateMachine, type PendingWork, type ShardKvUnsafe, t
 export {
   ShardKvService,
   shardKvPollMsDefault,
+  shardKvPullBytesMaxDefault,
   shardKvRequestTimeoutMsDefault,
   type PeerArgs,
   type PeerReply,

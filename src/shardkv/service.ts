@@ -20,7 +20,7 @@ import type { Clock, Timer } from '../io/clock.js';
 import { Replica, ReplicaError, type ReplicaOptions } from '../runtime/replica.js';
 import { type Gid, type ShardConfig, shardCount } from '../shardctrler/index.js';
 import { decodeResult, encodeCommand, type ShardKvCommand, type ShardKvOpKind, sessionsFromArray, sessionsToArray, shardsFromArray, shardsToArray } from './codec.js';
-import { ShardKvStateMachine, type ShardKvUnsafe } from './state-machine.js';
+import { type PullCursor, ShardKvStateMachine, type ShardKvUnsafe } from './state-machine.js';
 
 /** A clerk's request. `client` 0: no session (gets). */
 export interface ShardKvRequest {
@@ -41,14 +41,18 @@ export interface PeerArgs {
   readonly kind: 'pull' | 'delete';
   readonly num: number;
   readonly shards: number[];
+  /** pull: the page after this cursor (the previous reply's `more`); absent: the first page. */
+  readonly after?: PullCursor;
 }
 
 export interface PeerReply {
   readonly err: 'OK' | 'ErrWrongLeader' | 'ErrNotReady' | 'ErrGone' | 'ErrRetry' | 'ErrFatal';
   /** pull: [shard, [key, value, ...], ...]. */
   readonly shards: unknown[];
-  /** pull: [client, seq, ...]. */
+  /** pull: [client, seq, ...], with the last page only. */
   readonly sessions: unknown[];
+  /** pull: where the next page starts; absent: this was the last page. */
+  readonly more?: PullCursor;
 }
 
 export interface ShardKvServiceOptions extends Omit<ReplicaOptions, 'service'> {
@@ -59,12 +63,22 @@ export interface ShardKvServiceOptions extends Omit<ReplicaOptions, 'service'> {
   readonly callPeer: (server: string, args: PeerArgs) => Promise<PeerReply | undefined>;
   /** How often the leader polls the controller and retries pulls and deletions; default 100. */
   readonly pollMs?: number;
+  /**
+   * A pull reply carries at most this many characters of keys and values (one key more if
+   * a single key is larger): a shard moves in pages, each installed by its own log entry,
+   * so no shard is too large to move. Default shardKvPullBytesMaxDefault.
+   */
+  readonly pullBytesMax?: number;
   /** How long a request may wait for its entry to apply; default 1000. */
   readonly requestTimeoutMs?: number;
   readonly unsafe?: ShardKvUnsafe;
 }
 
 export const shardKvPollMsDefault = 100;
+/** A quarter of the client port's 1 MiB frame and of a Raft command's limit, even for 3-byte characters. */
+export const shardKvPullBytesMaxDefault = 256 * 1024;
+/** Pages one pull may take (a bound on the loop; a shard's keys / 1 at the very most). */
+const pullPagesMax = 1_000_000;
 export const shardKvRequestTimeoutMsDefault = 1000;
 
 type Submitted = { ok: true; err: string; value: string } | { ok: false; leader: boolean };
@@ -121,10 +135,13 @@ export class ShardKvService {
     if (!this.isLeader) return { err: 'ErrWrongLeader', ...none };
     if (args.kind === 'pull') {
       // Handed-off data is frozen (no request for it applies any more), so the leader's copy is final.
-      const exported = this.machine.exportShards(args.num, args.shards);
+      const exported = this.machine.exportShards(args.num, args.shards, {
+        ...(args.after === undefined ? {} : { after: args.after }),
+        bytesMax: this.options.pullBytesMax ?? shardKvPullBytesMaxDefault,
+      });
       if (exported === 'not-ready') return { err: 'ErrNotReady', ...none };
       if (exported === 'gone') return { err: 'ErrGone', ...none };
-      return { err: 'OK', shards: shardsToArray(exported.shards), sessions: sessionsToArray(exported.sessions) };
+      return { err: 'OK', shards: shardsToArray(exported.shards), sessions: sessionsToArray(exported.sessions), ...(exported.more === undefined ? {} : { more: exported.more }) };
     }
     if (this.machine.config.num > args.num) return { err: 'OK', ...none };
     if (this.machine.config.num < args.num) return { err: 'ErrNotReady', ...none };
@@ -226,20 +243,36 @@ export class ShardKvService {
     return (await this.submit({ kind: 'config', config: next })).ok && this.machine.config.num > num;
   }
 
+  /**
+   * Pulls the shards page by page, installing each page with its own entry; the last
+   * page's entry completes them. A page that fails ends this attempt; the next starts over
+   * from the first page (pages already installed are installed again, harmlessly: the
+   * handed-off data is frozen).
+   */
   private async pull(previous: ShardConfig, gid: Gid, shards: number[]): Promise<boolean> {
     const num = this.machine.config.num;
-    const reply = await this.callGroup(previous, gid, { kind: 'pull', num, shards });
-    if (reply === undefined || reply.err !== 'OK' || this.stopped) return false;
-    let data: ReturnType<typeof shardsFromArray>;
-    let sessions: ReturnType<typeof sessionsFromArray>;
-    try {
-      data = shardsFromArray(reply.shards);
-      sessions = sessionsFromArray(reply.sessions);
-    } catch {
-      return false; // a malformed reply: ask again next time
+    let after: PullCursor | undefined;
+    for (let page = 0; page < pullPagesMax; page++) {
+      const reply = await this.callGroup(previous, gid, { kind: 'pull', num, shards, ...(after === undefined ? {} : { after }) });
+      if (reply === undefined || reply.err !== 'OK' || this.stopped) return false;
+      let data: ReturnType<typeof shardsFromArray>;
+      let sessions: ReturnType<typeof sessionsFromArray>;
+      try {
+        data = shardsFromArray(reply.shards);
+        sessions = sessionsFromArray(reply.sessions);
+      } catch {
+        return false; // a malformed reply: ask again next time
+      }
+      const final = reply.more === undefined;
+      // The last page lists every pulled shard, so that the empty ones complete too.
+      if (final) for (const shard of shards) if (!data.has(shard)) data.set(shard, new Map());
+      // The state machine installs it only if the group is still at `num`, the shards still pulling.
+      if (!(await this.submit({ kind: 'insert', num, shards: data, sessions, final })).ok || this.stopped) return false;
+      if (final) return true;
+      if (this.machine.config.num !== num) return false;
+      after = reply.more;
     }
-    // The state machine installs it only if the group is still at `num`, the shards still pulling.
-    return (await this.submit({ kind: 'insert', num, shards: data, sessions })).ok;
+    return false;
   }
 
   private async collect(previous: ShardConfig, gid: Gid, shards: number[]): Promise<boolean> {

@@ -43,6 +43,28 @@ import {
 } from './codec.js';
 
 export type ShardState = 'serving' | 'pulling' | 'handoff' | 'gc';
+
+/** Where a page of exported shard data starts (after this shard's key) and how large it may be (key and value characters). */
+export interface ExportPage {
+  readonly after?: PullCursor;
+  readonly bytesMax: number;
+}
+
+export interface PullCursor {
+  readonly shard: number;
+  readonly key: string;
+}
+
+export interface ExportedShards {
+  readonly shards: Map<number, ShardData>;
+  /** With the last page only (more undefined). */
+  readonly sessions: Map<number, number>;
+  /** The cursor of the next page; undefined: this was the last. */
+  readonly more: PullCursor | undefined;
+}
+
+const wholeShards: ExportPage = { bytesMax: Number.POSITIVE_INFINITY };
+
 const shardStates: readonly ShardState[] = ['serving', 'pulling', 'handoff', 'gc'];
 
 /** The first field of a snapshot: bumped when the layout changes. */
@@ -66,6 +88,8 @@ export interface ShardKvUnsafe {
   readonly noServeDuringMigration?: boolean;
   /** A handed-off shard's data is kept (in snapshots too) when the new owner confirms, not deleted: challenge 1 undone, memory grows with every move. */
   readonly noGarbageCollection?: boolean;
+  /** A shard moved in pages is completed (served) by its first page: the keys of later pages never arrive. */
+  readonly completeOnFirstPage?: boolean;
 }
 
 interface Shard {
@@ -152,16 +176,37 @@ export class ShardKvStateMachine implements ReplicatedService {
    * sessions, for the new owner's pull; or why not: 'not-ready' (this group has not reached
    * `num`), 'gone' (not held any more: the new owner already installed it).
    */
-  exportShards(num: number, shards: readonly number[]): { shards: Map<number, ShardData>; sessions: Map<number, number> } | 'not-ready' | 'gone' {
+  exportShards(num: number, shards: readonly number[], page: ExportPage = wholeShards): ExportedShards | 'not-ready' | 'gone' {
     if (this.current.num < num) return 'not-ready';
     if (this.current.num > num) return 'gone';
-    const out = new Map<number, ShardData>();
-    for (const s of shards) {
+    const held: Array<[number, ShardData]> = [];
+    for (const s of [...new Set(shards)].sort((a, b) => a - b)) {
       const shard = this.shards.get(s);
       if (shard === undefined || shard.state !== 'handoff') return 'gone';
-      out.set(s, new Map(shard.data));
+      held.push([s, shard.data]);
     }
-    return { shards: out, sessions: this.unsafe.noDedupTransfer === true ? new Map() : new Map(this.sessions) };
+    // Pages: shards ascending, keys sorted, after the cursor, until the budget is spent (at
+    // least one key a page, so every page makes progress).
+    const out = new Map<number, Map<string, string>>();
+    let bytes = 0;
+    let last: PullCursor | undefined;
+    for (const [s, data] of held) {
+      if (page.after !== undefined && s < page.after.shard) continue;
+      for (const key of [...data.keys()].sort()) {
+        if (page.after !== undefined && s === page.after.shard && key <= page.after.key) continue;
+        const value = data.get(key)!;
+        if (last !== undefined && bytes + key.length + value.length > page.bytesMax) return { shards: out, sessions: new Map(), more: last };
+        bytes += key.length + value.length;
+        last = { shard: s, key };
+        let into = out.get(s);
+        if (into === undefined) {
+          into = new Map();
+          out.set(s, into);
+        }
+        into.set(key, value);
+      }
+    }
+    return { shards: out, sessions: this.unsafe.noDedupTransfer === true ? new Map() : new Map(this.sessions), more: undefined };
   }
 
   apply(command: Uint8Array, index: Index): Uint8Array {
@@ -180,7 +225,7 @@ export class ShardKvStateMachine implements ReplicatedService {
       case 'config':
         return encodeResult(this.applyConfig(decoded.config));
       case 'insert':
-        return encodeResult(this.applyInsert(decoded.num, decoded.shards, decoded.sessions));
+        return encodeResult(this.applyInsert(decoded.num, decoded.shards, decoded.sessions, decoded.final));
       case 'delete':
         return encodeResult(this.applyDelete(decoded.num, decoded.shards));
       case 'gcdone':
@@ -232,13 +277,16 @@ export class ShardKvStateMachine implements ReplicatedService {
     return { err: 'OK', value: '' };
   }
 
-  private applyInsert(num: number, shards: ReadonlyMap<number, ShardData>, sessions: ReadonlyMap<number, number>): ShardKvResult {
+  /** A page of pulled data; the final page completes the shards it lists (they are served from here on). */
+  private applyInsert(num: number, shards: ReadonlyMap<number, ShardData>, sessions: ReadonlyMap<number, number>, final: boolean): ShardKvResult {
     if (num !== this.current.num) return { err: 'OK', value: 'stale insert' };
     let installed = 0;
     for (const [s, data] of shards) {
       const shard = this.shards.get(s);
       if (shard === undefined || shard.state !== 'pulling') continue;
+      // A page again (a new leader pulls from the start) sets the same frozen values again.
       for (const [key, value] of data) shard.data.set(key, value);
+      if (!final && this.unsafe.completeOnFirstPage !== true) continue;
       shard.state = 'gc';
       installed++;
     }

@@ -51,6 +51,8 @@ export interface ShardKvClusterOptions {
   readonly n?: number;
   /** Test-only broken variants of the group state machine (STYLE.md 18). */
   readonly unsafe?: ShardKvUnsafe;
+  /** The groups' pull page size (ShardKvServiceOptions.pullBytesMax); default the service's. */
+  readonly pullBytesMax?: number;
 }
 
 export type ShardKvOperation = Operation<KvInput, KvOutput>;
@@ -233,6 +235,7 @@ export class ShardKvCluster {
       storage: server.storage,
       raftStateBytesMax: this.maxraftstate,
       ...(this.options.unsafe === undefined ? {} : { unsafe: this.options.unsafe }),
+      ...(this.options.pullBytesMax === undefined ? {} : { pullBytesMax: this.options.pullBytesMax }),
       observer: (node, ready) => this.groupCheckers[gi]!.observe(node, ready),
       onFatal: (error) => this.fail(new TestFailure(`server ${this.serverName(gi, i)} failed: ${String(error)}`)),
       // One attempt per poll, at the controller server that answered last: a stopped

@@ -19,7 +19,7 @@
 import { Prng } from '../stdx/prng.js';
 import type { YieldToHost } from '../sim/scheduler.js';
 import { shardCount } from '../shardctrler/index.js';
-import { key2shard, type ShardKvUnsafe } from '../shardkv/index.js';
+import { key2shard, shardKvPullBytesMaxDefault, type ShardKvUnsafe } from '../shardkv/index.js';
 import { check, describeResult, hashString, type KvInput, type KvOutput, kvModel } from '../lincheck/index.js';
 import { TestFailure } from './raft-cluster.js';
 import { ShardKvCluster, type ShardKvOperation } from './shardkv-cluster.js';
@@ -78,6 +78,8 @@ export interface ShardSimSettings {
   configIntervalMs: number;
   clients: number;
   keys: number;
+  /** The groups' pullBytesMax: 1 moves shards a key per page (every page its own entry). */
+  pullBytesMax: number;
 }
 
 function drawSettings(prng: Prng): ShardSimSettings {
@@ -92,6 +94,7 @@ function drawSettings(prng: Prng): ShardSimSettings {
     configIntervalMs: prng.pick([300, 800, 2000]),
     clients: prng.range(2, 5),
     keys: prng.range(2, 6),
+    pullBytesMax: prng.chance(0.5) ? 1 : shardKvPullBytesMaxDefault,
   };
 }
 
@@ -102,6 +105,7 @@ function describeSettings(s: ShardSimSettings): string {
   if (s.groupCrashes) parts.push('group-crashes');
   if (s.partitions) parts.push('partitions');
   parts.push(`config-changes=${s.configIntervalMs}ms`, `clients=${s.clients}`, `keys=${s.keys}`);
+  if (s.pullBytesMax < shardKvPullBytesMaxDefault) parts.push(`pull-pages=${s.pullBytesMax}B`);
   return parts.join(' ');
 }
 
@@ -131,6 +135,7 @@ export async function runShardSimulation(options: ShardSimOptions): Promise<Shar
     unreliable: settings.unreliable,
     ngroups: settings.groups,
     n: 3,
+    pullBytesMax: settings.pullBytesMax,
     ...(options.unsafe === undefined ? {} : { unsafe: options.unsafe }),
   });
   const runPrng = prng.fork();

@@ -8,3 +8,10 @@ import { shardKvTest } from './lab.js';
 import { labScenarios } from './scenarios.js';
 
 for (const scenario of labScenarios) shardKvTest(scenario.name, scenario.options, scenario.body);
+
+// Shards moved a key per page (each page its own log entry; the last completes the shard):
+// the same scenarios and checks.
+for (const name of ['TestJoinLeave5B', 'TestSnapshot5B', 'TestConcurrent1_5B', 'TestUnreliable2_5B']) {
+  const scenario = labScenarios.find((s) => s.name === name)!;
+  shardKvTest(`${name} (a key per page)`, { ...scenario.options, pullBytesMax: 1 }, scenario.body);
+}

@@ -8,6 +8,9 @@
 //   old owner down, a Get that must wait returns "" instead.
 // - noGarbageCollection: old owners keep (in memory and snapshots) every shard they handed
 //   off. TestChallenge1Delete's bound on the total state fails.
+// - completeOnFirstPage: a shard moved in pages (pullBytesMax) is served after its first
+//   page, and the keys of later pages never arrive. TestJoinLeave5B with a key per page
+//   reads them back and fails.
 // - noServeDuringMigration: a group serves nothing while any shard it gained is still
 //   pulling. TestChallenge2Unaffected and TestChallenge2Partial never finish (the 120 s
 //   limit of virtual time).
@@ -95,6 +98,29 @@ test('TestChallenge1Delete catches a group that never deletes the shards it hand
   const broken = await outcome(scenario.name, scenario.body, { noGarbageCollection: true }, 1, scenario.options);
   assert.match(broken, /snapshot \+ persisted Raft state are too big: \d+ > 117000/);
   assert.equal(await outcome(scenario.name, scenario.body, undefined, 1, scenario.options), 'passed');
+});
+
+/** Thirty keys on shard 7 ('k…') move from 100 to 101 a key per page while a clerk appends to them; all are read back. */
+async function shardInPages(cfg: ShardKvCluster): Promise<string> {
+  const ck = cfg.makeClient();
+  await cfg.join(0);
+  const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+  for (const key of keys) await cfg.put(ck, key, `${key}=`, 0);
+  await cfg.join(1);
+  await cfg.move(7, 1);
+  // The clerk's appends start while the shard is still moving.
+  for (const key of keys) await cfg.append(ck, key, 'x', 0);
+  for (const key of keys) await cfg.check(ck, key, `${key}=x`);
+  const pulls = cfg.machine(1)?.machine.shardState(7);
+  return `shard 7 ${pulls ?? 'gone'}`;
+}
+
+test('a shard moved a key per page arrives whole; completing it on its first page is caught', async () => {
+  for (const seed of seeds) {
+    assert.match(await outcome('shard in pages', shardInPages, undefined, seed, { pullBytesMax: 1 }), /^passed$/, `seed ${seed}`);
+    const broken = await outcome('shard in pages', shardInPages, { completeOnFirstPage: true }, seed, { pullBytesMax: 1 });
+    assert.match(broken, /Get\(k\d+\)|expected|k\d+/, `seed ${seed}`);
+  }
 });
 
 for (const name of ['TestChallenge2Unaffected', 'TestChallenge2Partial']) {
