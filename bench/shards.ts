@@ -202,6 +202,8 @@ class ShardCluster {
       String(port.admin),
       '--zk-port',
       String(port.zk),
+      '--etcd-port',
+      '0',
       '--cluster-secret-file',
       join(this.root, 'cluster.env'),
       '--log-level',

@@ -413,6 +413,8 @@ class FlotillaCluster extends Cluster {
       String(this.port(id, 'admin')),
       '--zk-port',
       String(this.port(id, 'zk')),
+      '--etcd-port',
+      '0',
       '--cluster-secret-file',
       join(this.root, 'cluster.env'),
       '--log-level',

@@ -9,6 +9,8 @@ export const localCluster = {
   adminPortBase: 7300,
   /** ZooKeeper's usual port and the next two. */
   zkPortBase: 2180,
+  /** etcd's usual port, and the ports etcd's own local clusters (Procfile) use for members 2 and 3. */
+  etcdPorts: [2379, 22379, 32379],
   secretBytes: 32,
   /** `flotilla start --sharded`: every member hosts the shard controller and three key/value groups (server/shard-layout.ts). */
   shardLayout: 'ctrl=1,2,3;100=1,2,3;101=1,2,3;102=1,2,3',

@@ -48,6 +48,7 @@ interface ServerFlags {
   requestTimeoutMs?: string;
   readMode?: string;
   zkPort?: string;
+  etcdPort?: string;
   zkTickMs?: string;
   zkSuperDigest?: string;
   join?: string;
@@ -81,6 +82,7 @@ export function registerServer(program: Command): void {
     .option('--request-timeout-ms <ms>', 'how long a request waits for its command to apply or its read to be confirmed (default 1000)')
     .option('--shards <layout>', 'also host the shard controller and sharded key/value groups: "ctrl=1,2,3;100=1,2,3;101=1,2,3" (group → member ids)')
     .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
+    .option('--etcd-port <port>', "etcd's v3 gRPC API (etcdctl, etcd clients; default 2379; 0: any free port)")
     .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
     .option('--tls-cert <file>', "this member's certificate (PEM): TLS on the peer, client and admin ports; it is also the client certificate shown to peers")
@@ -155,11 +157,13 @@ async function runServer(flags: ServerFlags): Promise<void> {
         admin: addresses.admin.port,
         zk: addresses.zk.port,
         ...(addresses.zkSecure === undefined ? {} : { zkSecure: addresses.zkSecure.port }),
+        etcd: addresses.etcd.port,
       },
       client: formatAddress(addresses.client),
       admin: formatAddress(addresses.admin),
       zk: formatAddress(addresses.zk),
       ...(addresses.zkSecure === undefined ? {} : { zkSecure: formatAddress(addresses.zkSecure) }),
+      etcd: formatAddress(addresses.etcd),
       tls: config.tls !== undefined,
     },
     'listening',
@@ -234,6 +238,7 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     requestTimeoutMs: flags.requestTimeoutMs,
     readMode: flags.readMode,
     zkPort: flags.zkPort,
+    etcdPort: flags.etcdPort,
     zkTickMs: flags.zkTickMs,
     zkSuperDigest: flags.zkSuperDigest,
     tlsCert: flags.tlsCert,

@@ -59,6 +59,7 @@ interface MemberPorts {
   readonly client: number;
   readonly admin: number;
   readonly zk: number;
+  readonly etcd: number;
 }
 
 interface Member {
@@ -91,7 +92,7 @@ export function registerStart(program: Command): void {
     .option('--data <dir>', 'data directory', './data')
     .option('--tick-ms <ms>', 'milliseconds per Raft tick', '100')
     .option('--sharded', `also run the sharded key/value service: the shard controller and groups 100, 101, 102 on every member (--shards "${localCluster.shardLayout}")`)
-    .addOption(new Option('--ports <list>', 'TESTS ONLY: peer:client:admin:zookeeper ports of each member, comma-separated').argParser(parsePorts).hideHelp())
+    .addOption(new Option('--ports <list>', 'TESTS ONLY: peer:client:admin:zookeeper:etcd ports of each member, comma-separated').argParser(parsePorts).hideHelp())
     .action((options: StartOptions) => runStart(options));
 }
 
@@ -138,6 +139,7 @@ function newMember(id: number, ports: MemberPorts, data: string, peers: string, 
     ['--client-port', String(ports.client)],
     ['--admin-port', String(ports.admin)],
     ['--zk-port', String(ports.zk)],
+    ['--etcd-port', String(ports.etcd)],
     ['--zk-tick-ms', '2000'],
     ['--tick-ms', tickMs],
     ['--cluster-secret-file', secretFile],
@@ -292,17 +294,18 @@ function defaultPorts(): MemberPorts[] {
     client: localCluster.clientPortBase + id,
     admin: localCluster.adminPortBase + id,
     zk: localCluster.zkPortBase + id,
+    etcd: localCluster.etcdPorts[id - 1]!,
   }));
 }
 
-/** --ports: "peer:client:admin:zk" for each member, comma-separated. */
+/** --ports: "peer:client:admin:zk:etcd" for each member, comma-separated. */
 function parsePorts(raw: string): MemberPorts[] {
   const items = raw.split(',');
   if (items.length !== localCluster.memberCount) throw new InvalidArgumentError(`${localCluster.memberCount} members need ${localCluster.memberCount} entries, got ${items.length}`);
   return items.map((item) => {
     const ports = item.split(':').map(Number);
-    if (ports.length !== 4 || ports.some((port) => !Number.isInteger(port) || port < 1 || port > 65_535)) throw new InvalidArgumentError(`${JSON.stringify(item)} is not peer:client:admin:zk`);
-    return { peer: ports[0]!, client: ports[1]!, admin: ports[2]!, zk: ports[3]! };
+    if (ports.length !== 5 || ports.some((port) => !Number.isInteger(port) || port < 1 || port > 65_535)) throw new InvalidArgumentError(`${JSON.stringify(item)} is not peer:client:admin:zk:etcd`);
+    return { peer: ports[0]!, client: ports[1]!, admin: ports[2]!, zk: ports[3]!, etcd: ports[4]! };
   });
 }
 
@@ -310,7 +313,7 @@ function describeCluster(data: string, members: readonly Member[], sharded: bool
   const host = localCluster.host;
   const rows = members.map((member) => {
     const state = member.state === 'running' ? '' : `   (${member.state === 'refused' ? 'refused to start: see above' : 'not listening yet'})`;
-    return `  member ${member.id}   peer ${host}:${member.ports.peer}   client ${host}:${member.ports.client}   admin http://${host}:${member.ports.admin}   zookeeper ${host}:${member.ports.zk}${state}`;
+    return `  member ${member.id}   peer ${host}:${member.ports.peer}   client ${host}:${member.ports.client}   admin http://${host}:${member.ports.admin}   zookeeper ${host}:${member.ports.zk}   etcd ${host}:${member.ports.etcd}${state}`;
   });
   const running = members.filter((member) => member.state === 'running').length;
   const admin = `localhost:${members[0]!.ports.admin}`;
@@ -331,6 +334,9 @@ function describeCluster(data: string, members: readonly Member[], sharded: bool
     '  flotilla zk create /hello world && flotilla zk get /hello',
     `  /usr/share/zookeeper/bin/zkCli.sh -server ${members.map((member) => `${host}:${member.ports.zk}`).join(',')}`,
     `  echo srvr | nc ${host} ${members[0]!.ports.zk}`,
+    `  etcdctl --endpoints=${host}:${members[0]!.ports.etcd} put foo bar`,
+    `  etcdctl --endpoints=${members.map((member) => `${host}:${member.ports.etcd}`).join(',')} get foo -w json`,
+    `  etcdctl --endpoints=${host}:${members[0]!.ports.etcd} member list`,
     ...(sharded ? shardedExample() : []),
     '',
     `A member that stops (kill -9) is restarted after ${startLimits.restartDelayMsMin / 1000} s, then 2 s, 4 s, ... up to ${startLimits.restartDelayMsMax / 1000} s;`,

@@ -44,6 +44,8 @@ export interface ServerConfig {
   readonly readMode: KvReadMode;
   /** The ZooKeeper client port (default 2181; 0: the OS picks). */
   readonly zkPort: number;
+  /** The etcd v3 gRPC port (default 2379; 0: the OS picks). */
+  readonly etcdPort: number;
   /** ZooKeeper's tickTime: session timeouts are clamped to 2..20 ticks. */
   readonly zkTickMs: number;
   /** A digest id ("user:base64(sha1(user:password))") that is a ZooKeeper superuser, if any. */
@@ -82,6 +84,7 @@ export const configLimits = {
   requestTimeoutMsDefault: 1000,
   requestTimeoutMsMax: 60_000,
   zkPortDefault: 2181,
+  etcdPortDefault: 2379,
   zkTickMsDefault: 2000,
   zkTickMsMin: 10,
   zkTickMsMax: 60_000,
@@ -108,6 +111,7 @@ export interface ConfigInput {
   requestTimeoutMs?: unknown;
   readMode?: unknown;
   zkPort?: unknown;
+  etcdPort?: unknown;
   zkTickMs?: unknown;
   zkSuperDigest?: unknown;
   tlsCert?: unknown;
@@ -140,6 +144,7 @@ const inputKeys: ReadonlySet<string> = new Set([
   'requestTimeoutMs',
   'readMode',
   'zkPort',
+  'etcdPort',
   'zkTickMs',
   'zkSuperDigest',
   'tlsCert',
@@ -196,6 +201,7 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     requestTimeoutMs: merged.requestTimeoutMs === undefined ? configLimits.requestTimeoutMsDefault : integerIn(merged.requestTimeoutMs, 'requestTimeoutMs', 1, configLimits.requestTimeoutMsMax),
     readMode: readMode(merged.readMode),
     zkPort: merged.zkPort === undefined ? configLimits.zkPortDefault : port(merged.zkPort, 'zkPort'),
+    etcdPort: merged.etcdPort === undefined ? configLimits.etcdPortDefault : port(merged.etcdPort, 'etcdPort'),
     zkTickMs: merged.zkTickMs === undefined ? configLimits.zkTickMsDefault : integerIn(merged.zkTickMs, 'zkTickMs', configLimits.zkTickMsMin, configLimits.zkTickMsMax),
     zkSuperDigest: superDigest(merged.zkSuperDigest),
     ...tlsSettings(merged),
@@ -338,6 +344,7 @@ export function describeConfig(config: ServerConfig): object {
     requestTimeoutMs: config.requestTimeoutMs,
     readMode: config.readMode,
     zkPort: config.zkPort,
+    etcdPort: config.etcdPort,
     zkTickMs: config.zkTickMs,
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     ...(config.zkSecurePort === undefined ? {} : { zkSecurePort: config.zkSecurePort }),

@@ -31,8 +31,8 @@ export const membershipLimits = {
   pollMs: 10,
 } as const;
 
-export type GroupName = 'kv' | 'zk';
-export const groupNames: readonly GroupName[] = ['kv', 'zk'];
+export type GroupName = 'kv' | 'zk' | 'etcd';
+export const groupNames: readonly GroupName[] = ['kv', 'zk', 'etcd'];
 export type MemberAction = 'add' | 'promote' | 'remove' | 'transfer-leader';
 
 export interface MemberRequest {

@@ -18,6 +18,15 @@ export interface MemberInfo {
   readonly admin: Address;
   /** The ZooKeeper client port (for /zookeeper/config); absent from members that predate it. */
   readonly zk?: Address;
+  /** The etcd gRPC port (for etcd's MemberList); absent from members without one. */
+  readonly etcd?: Address;
+}
+
+/** An etcd command a follower hands to the leader to propose (etcd/service.ts). */
+export interface EtcdForward {
+  readonly type: 'EtcdForward';
+  readonly from: NodeId;
+  readonly command: Uint8Array;
 }
 
 /** A ZooKeeper command a follower hands to the leader to propose (zk/service.ts). */
@@ -34,7 +43,7 @@ export interface ZkTouch {
   readonly sessions: readonly number[];
 }
 
-export type PeerMessage = Message | MemberInfo | ZkForward | ZkTouch;
+export type PeerMessage = Message | MemberInfo | ZkForward | ZkTouch | EtcdForward;
 
 /** The group id of member-level messages; Raft groups use ids from 1. */
 export const MEMBER_GROUP_ID = 0;
@@ -42,9 +51,13 @@ export const RAFT_GROUP_ID = 1;
 /** The ZooKeeper service's own Raft group, and its forwarded commands and session reports. */
 export const ZK_RAFT_GROUP_ID = 2;
 export const ZK_SERVICE_GROUP_ID = 3;
+/** The etcd service's own Raft group, and its forwarded commands. */
+export const ETCD_RAFT_GROUP_ID = 4;
+export const ETCD_SERVICE_GROUP_ID = 5;
 const MEMBER_INFO_TAG = 0xf1;
 const ZK_FORWARD_TAG = 0xf2;
 const ZK_TOUCH_TAG = 0xf3;
+const ETCD_FORWARD_TAG = 0xf4;
 /** Session ids in one report; a follower has at most that many connections. */
 const TOUCHES_MAX = 1 << 16;
 const HOST_CHARS_MAX = 255;
@@ -54,7 +67,15 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
   switch (message.type) {
     case 'MemberInfo':
-      return tagged(MEMBER_INFO_TAG, { from: message.from, client: message.client, admin: message.admin, ...(message.zk === undefined ? {} : { zk: message.zk }) });
+      return tagged(MEMBER_INFO_TAG, {
+        from: message.from,
+        client: message.client,
+        admin: message.admin,
+        ...(message.zk === undefined ? {} : { zk: message.zk }),
+        ...(message.etcd === undefined ? {} : { etcd: message.etcd }),
+      });
+    case 'EtcdForward':
+      return tagged(ETCD_FORWARD_TAG, { from: message.from, command: message.command });
     case 'ZkForward':
       return tagged(ZK_FORWARD_TAG, { from: message.from, command: message.command });
     case 'ZkTouch':
@@ -75,7 +96,7 @@ function tagged(tag: number, fields: object): Uint8Array {
 export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
   if (bytes[0] === WIRE_VERSION) return decodeMessage(bytes);
   const tag = bytes[0];
-  const name = tag === MEMBER_INFO_TAG ? 'MemberInfo' : tag === ZK_FORWARD_TAG ? 'ZkForward' : tag === ZK_TOUCH_TAG ? 'ZkTouch' : undefined;
+  const name = tag === MEMBER_INFO_TAG ? 'MemberInfo' : tag === ZK_FORWARD_TAG ? 'ZkForward' : tag === ZK_TOUCH_TAG ? 'ZkTouch' : tag === ETCD_FORWARD_TAG ? 'EtcdForward' : undefined;
   if (name === undefined) throw new DecodeError(`unknown peer message tag ${tag}`);
   let raw: unknown;
   try {
@@ -87,10 +108,10 @@ export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
   const m = raw as Record<string, unknown>;
   const from = m['from'];
   if (typeof from !== 'number' || !Number.isInteger(from) || from < 1 || from > 0xffff_ffff) throw new DecodeError(`${name}.from is not a member id`);
-  if (tag === ZK_FORWARD_TAG) {
+  if (tag === ZK_FORWARD_TAG || tag === ETCD_FORWARD_TAG) {
     const command = m['command'];
-    if (!(command instanceof Uint8Array)) throw new DecodeError('ZkForward.command is not bytes');
-    return { type: 'ZkForward', from: nodeId(from), command };
+    if (!(command instanceof Uint8Array)) throw new DecodeError(`${name}.command is not bytes`);
+    return { type: tag === ZK_FORWARD_TAG ? 'ZkForward' : 'EtcdForward', from: nodeId(from), command };
   }
   if (tag === ZK_TOUCH_TAG) {
     const sessions = m['sessions'];
@@ -99,7 +120,8 @@ export function decodePeerMessage(bytes: Uint8Array): PeerMessage {
     return { type: 'ZkTouch', from: nodeId(from), sessions: sessions as number[] };
   }
   const zk = m['zk'] === undefined ? {} : { zk: address(m['zk'], 'zk') };
-  return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin'), ...zk };
+  const etcd = m['etcd'] === undefined ? {} : { etcd: address(m['etcd'], 'etcd') };
+  return { type: 'MemberInfo', from: nodeId(from), client: address(m['client'], 'client'), admin: address(m['admin'], 'admin'), ...zk, ...etcd };
 }
 
 function address(raw: unknown, what: string): Address {

@@ -37,8 +37,23 @@ import { ClientHandler } from './client-handler.js';
 import { zkMembership } from './zk-membership.js';
 import { formatAddress, type Address, type ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
-import { decodePeerMessage, encodePeerMessage, MEMBER_GROUP_ID, RAFT_GROUP_ID, ZK_RAFT_GROUP_ID, ZK_SERVICE_GROUP_ID, type MemberInfo, type PeerMessage } from './peer-codec.js';
-import { GROUP_DIR, ServerStorage, ZK_GROUP_DIR } from './storage.js';
+import {
+  decodePeerMessage,
+  encodePeerMessage,
+  ETCD_RAFT_GROUP_ID,
+  ETCD_SERVICE_GROUP_ID,
+  MEMBER_GROUP_ID,
+  RAFT_GROUP_ID,
+  ZK_RAFT_GROUP_ID,
+  ZK_SERVICE_GROUP_ID,
+  type MemberInfo,
+  type PeerMessage,
+} from './peer-codec.js';
+import { ETCD_GROUP_DIR, GROUP_DIR, ServerStorage, ZK_GROUP_DIR } from './storage.js';
+import { type EtcdMember, etcdServices } from './etcd-api.js';
+import { EtcdService } from '../etcd/service.js';
+import { etcdProtoFile, GrpcHost } from '../platform/grpc-host.js';
+import { readBytesFile } from '../platform/files.js';
 import { ShardHost } from './shard-host.js';
 
 export const serverLimits = {
@@ -57,6 +72,12 @@ export const serverLimits = {
   zkLeaderlessCloseMs: 2000,
   /** How long a backup waits for a leader to confirm each group's state. */
   backupReadTimeoutMs: 5000,
+  /** etcd's --max-request-bytes (1.5 MiB) plus room for gRPC's framing. */
+  etcdRequestBytesMax: 1.5 * 1024 * 1024 + 64 * 1024,
+  /** An etcd write not applied within this long fails with "etcdserver: request timed out" (etcd: 5 s + election). */
+  etcdRequestTimeoutMsMin: 5000,
+  /** PEM files (TLS) are read whole; none is this large. */
+  pemBytesMax: 1 << 20,
 } as const;
 
 export interface ServerAddresses {
@@ -66,6 +87,8 @@ export interface ServerAddresses {
   readonly zk: Address;
   /** ZooKeeper's secure client port, if open. */
   readonly zkSecure: Address | undefined;
+  /** etcd's v3 gRPC API. */
+  readonly etcd: Address;
 }
 
 interface Parts {
@@ -86,13 +109,16 @@ interface Parts {
   tls: MemberTls | undefined;
   /** The shard controller and sharded key/value groups this member hosts (--shards); undefined: not sharded. */
   shards: ShardHost | undefined;
+  etcdStorage: ServerStorage;
+  etcd: EtcdService;
+  etcdPort: GrpcHost;
 }
 
 export class FlotillaServer {
   /** Resolves with the process exit code once the member has stopped. */
   readonly done: Promise<number>;
   private finish: (code: number) => void = () => {};
-  private readonly members = new Map<NodeId, { client: Address; admin: Address; zk?: Address }>();
+  private readonly members = new Map<NodeId, { client: Address; admin: Address; zk?: Address; etcd?: Address }>();
   private readonly handler: ClientHandler;
   private readonly metrics: ServerMetrics;
   private infoTimer: Timer | undefined = undefined;
@@ -114,7 +140,7 @@ export class FlotillaServer {
     this.peerAddresses = new Map(config.members);
     this.membership = new MembershipAdmin({
       self: config.id,
-      node: (group) => (group === 'kv' ? parts.replica.raft : parts.zk.replica.raft),
+      node: (group) => (group === 'kv' ? parts.replica.raft : group === 'zk' ? parts.zk.replica.raft : parts.etcd.replica.raft),
       adminAddressOf: (id) => this.members.get(id)?.admin,
       peerAddressOf: (id) => this.peerAddresses.get(id),
       learnPeer: (id, address) => this.learnPeer(id, address),
@@ -134,7 +160,7 @@ export class FlotillaServer {
       status: () => parts.replica.raft.status(),
       logBytes: () => parts.storage.sizeBytes(),
       peerStats: () => parts.transport.stats(),
-      walSyncs: () => parts.storage.syncCount() + parts.zkStorage.syncCount() + (parts.shards?.walStats().flushCount ?? 0),
+      walSyncs: () => parts.storage.syncCount() + parts.zkStorage.syncCount() + parts.etcdStorage.syncCount() + (parts.shards?.walStats().flushCount ?? 0),
       clientConnections: () => parts.clientPort.connectionCount(),
     });
   }
@@ -151,6 +177,9 @@ export class FlotillaServer {
     const zkRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ZK_GROUP_DIR);
     for (const event of zkRecovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
     const zkStorage = zkRecovered.storage;
+    const etcdRecovered = await ServerStorage.recover(new FsDisk(config.dataDir), clock, (ms) => late.server?.metrics.recordFsync(ms), ETCD_GROUP_DIR);
+    for (const event of etcdRecovered.events) logger.warn({ event: event.kind, file: event.file }, describeRecoveryEvent(event));
+    const etcdStorage = etcdRecovered.storage;
     const shardStorages = config.shards === undefined ? undefined : await ShardHost.recover(config, config.shards, clock, logger, (ms) => late.server?.metrics.recordFsync(ms));
     const opened: {
       transport?: PeerTransport<PeerMessage>;
@@ -160,6 +189,8 @@ export class FlotillaServer {
       zkPort?: FramedServer;
       zkSecurePort?: FramedServer;
       shards?: ShardHost;
+      etcd?: EtcdService;
+      etcdPort?: GrpcHost;
     } = {};
     try {
       // Before any port opens: a TLS file that is missing or does not match stops the member here (TlsLoadError).
@@ -256,6 +287,41 @@ export class FlotillaServer {
       if (tls !== undefined && config.zkSecurePort !== undefined) {
         opened.zkSecurePort = await FramedServer.start({ ...zkPortOptions, port: config.zkSecurePort, name: 'zookeeper-secure', tls: { member: tls, port: 'zookeeper' } });
       }
+      opened.etcd = await openEtcd(
+        config,
+        book.bootstrapVoters,
+        logger,
+        clock,
+        etcdStorage,
+        opened.transport,
+        (ready) => late.server?.membership.observe(ready),
+        (error) => late.server?.fail(error),
+      );
+      const etcd = opened.etcd;
+      opened.etcdPort = await GrpcHost.start({
+        host: config.host,
+        port: config.etcdPort,
+        protoFile: etcdProtoFile(),
+        receiveBytesMax: serverLimits.etcdRequestBytesMax,
+        ...(config.tls === undefined
+          ? {}
+          : {
+              tls: {
+                key: readBytesFile(config.tls.keyFile, serverLimits.pemBytesMax),
+                cert: readBytesFile(config.tls.certFile, serverLimits.pemBytesMax),
+                ca: readBytesFile(config.tls.caFile, serverLimits.pemBytesMax),
+                clientCertAuth: config.tls.clientCertAuth,
+              },
+            }),
+        logger,
+        services: etcdServices({
+          service: etcd,
+          clusterId: etcdClusterId(book.bootstrapVoters, config.clusterSecret),
+          members: () => late.server?.etcdMembers() ?? [],
+          dbSize: () => etcdStorage.sizeBytes(),
+        }),
+      });
+      const etcdPort = opened.etcdPort;
       const admin = await HttpAdminServer.start({ host: config.host, port: config.adminPort, logger, fetch: (request) => app.fetch(request), ...(tls === undefined ? {} : { tls }) });
       const server = new FlotillaServer(config, logger, clock, {
         bootstrapVoters: book.bootstrapVoters,
@@ -272,6 +338,9 @@ export class FlotillaServer {
         zkSecurePort: opened.zkSecurePort,
         tls,
         shards: opened.shards,
+        etcdStorage,
+        etcd,
+        etcdPort,
       });
       const app = adminApp({
         status: () => server.describeStatus(),
@@ -287,6 +356,8 @@ export class FlotillaServer {
     } catch (error) {
       opened.kv?.stop();
       opened.zk?.stop();
+      opened.etcd?.stop();
+      await opened.etcdPort?.close();
       if (opened.shards === undefined) await shardStorages?.close();
       else await opened.shards.close();
       await opened.zkSecurePort?.close();
@@ -295,6 +366,7 @@ export class FlotillaServer {
       await opened.transport?.close();
       await storage.close();
       await zkStorage.close();
+      await etcdStorage.close();
       throw error;
     }
   }
@@ -307,6 +379,7 @@ export class FlotillaServer {
       admin: advertised(this.parts.admin.address()),
       zk: advertised(this.parts.zkPort.address()),
       zkSecure: this.parts.zkSecurePort === undefined ? undefined : advertised(this.parts.zkSecurePort.address()),
+      etcd: advertised({ host: this.config.host, port: this.parts.etcdPort.port }),
     };
   }
 
@@ -358,9 +431,12 @@ export class FlotillaServer {
     this.parts.zkSecurePort?.stopAccepting();
     this.parts.kv.stop();
     this.parts.zk.stop();
+    this.parts.etcd.stop();
+    await this.parts.etcdPort.close();
     await this.parts.shards?.close();
     await this.parts.storage.close();
     await this.parts.zkStorage.close();
+    await this.parts.etcdStorage.close();
     await this.parts.clientPort.close();
     await this.parts.zkPort.close();
     await this.parts.zkSecurePort?.close();
@@ -412,6 +488,7 @@ export class FlotillaServer {
     for (const [name, dir, replica] of [
       ['kv', GROUP_DIR, this.parts.replica],
       ['zk', ZK_GROUP_DIR, this.parts.zk.replica],
+      ['etcd', ETCD_GROUP_DIR, this.parts.etcd.replica],
     ] as const) {
       const state = await replica.backup(serverLimits.backupReadTimeoutMs);
       groups.push({ name, dir, ...state });
@@ -450,12 +527,38 @@ export class FlotillaServer {
         admin: formatAddress(addresses.admin),
         zk: formatAddress(addresses.zk),
         ...(addresses.zkSecure === undefined ? {} : { zkSecure: formatAddress(addresses.zkSecure) }),
+        etcd: formatAddress(addresses.etcd),
       },
       tls: this.parts.tls === undefined ? null : { clientCertAuth: this.parts.tls.clientCertAuth, serial: this.parts.tls.summary().serial },
       peers,
       zk: this.describeZk(),
+      etcd: this.describeEtcd(),
       shards: this.parts.shards?.describe() ?? null,
     };
+  }
+
+  private describeEtcd(): object {
+    const etcd = this.parts.etcd;
+    const status = etcd.replica.raft.status();
+    return { role: status.role, leader: status.leader, term: status.term, revision: etcd.machine.store.revision, compactRevision: etcd.machine.store.compactRevision };
+  }
+
+  /** etcd's MemberList: every voter and learner of the etcd group, with the addresses members gossip. */
+  etcdMembers(): EtcdMember[] {
+    const membership = this.parts.etcd.replica.raft.core.membership;
+    const scheme = this.parts.tls === undefined ? 'http' : 'https';
+    const entries = [...membership.voters.map((id) => [id, false] as const), ...membership.learners.map((id) => [id, true] as const)].sort(([a], [b]) => a - b);
+    return entries.map(([id, isLearner]) => {
+      const peer = this.peerAddresses.get(id);
+      const etcd = this.members.get(id)?.etcd;
+      return {
+        id,
+        name: `member-${id}`,
+        peerUrls: peer === undefined ? [] : [`${scheme}://${formatAddress(peer)}`],
+        clientUrls: etcd === undefined ? [] : [`${scheme}://${formatAddress(etcd)}`],
+        isLearner,
+      };
+    });
   }
 
   private describeZk(): object {
@@ -482,9 +585,14 @@ export class FlotillaServer {
     if (message.type === 'MemberInfo') {
       if (group !== MEMBER_GROUP_ID || message.from !== from) return this.dropPeerMessage(from, group, 'MemberInfo from the wrong group or sender');
       const known = this.members.get(from);
-      this.members.set(from, { client: message.client, admin: message.admin, ...(message.zk === undefined ? {} : { zk: message.zk }) });
+      this.members.set(from, { client: message.client, admin: message.admin, ...(message.zk === undefined ? {} : { zk: message.zk }), ...(message.etcd === undefined ? {} : { etcd: message.etcd }) });
       // A peer we had not heard from (or that moved) learns our addresses at once.
       if (known === undefined || formatAddress(known.client) !== formatAddress(message.client)) this.sendInfo(from);
+      return;
+    }
+    if (message.type === 'EtcdForward') {
+      if (group !== ETCD_SERVICE_GROUP_ID || message.from !== from) return this.dropPeerMessage(from, group, 'EtcdForward from the wrong group or sender');
+      this.parts.etcd.proposeForwarded(message.command);
       return;
     }
     if (message.type === 'ZkForward' || message.type === 'ZkTouch') {
@@ -494,11 +602,12 @@ export class FlotillaServer {
       return;
     }
     const sharded = this.parts.shards?.hosts(group) === true;
-    if ((group !== RAFT_GROUP_ID && group !== ZK_RAFT_GROUP_ID && !sharded) || message.from !== from || message.to !== this.config.id) {
+    if ((group !== RAFT_GROUP_ID && group !== ZK_RAFT_GROUP_ID && group !== ETCD_RAFT_GROUP_ID && !sharded) || message.from !== from || message.to !== this.config.id) {
       return this.dropPeerMessage(from, group, `Raft message from ${message.from} to ${message.to} in group ${group}`);
     }
     if (sharded) this.parts.shards!.receive(group, message);
     else if (group === ZK_RAFT_GROUP_ID) this.parts.zk.replica.raft.receive(message);
+    else if (group === ETCD_RAFT_GROUP_ID) this.parts.etcd.replica.raft.receive(message);
     else this.parts.replica.raft.receive(message);
   }
 
@@ -509,6 +618,7 @@ export class FlotillaServer {
     for (const [group, node] of [
       ['kv', this.parts.replica.raft],
       ['zk', this.parts.zk.replica.raft],
+      ['etcd', this.parts.etcd.replica.raft],
     ] as const) {
       const status = node.status();
       if (status.role !== 'follower' || status.leader !== id) continue;
@@ -557,15 +667,15 @@ export class FlotillaServer {
   }
 
   private sendInfo(to: NodeId): void {
-    const { client, admin, zk } = this.addresses();
-    const info: MemberInfo = { type: 'MemberInfo', from: this.config.id, client, admin, zk };
+    const { client, admin, zk, etcd } = this.addresses();
+    const info: MemberInfo = { type: 'MemberInfo', from: this.config.id, client, admin, zk, etcd };
     this.parts.transport.send(to, MEMBER_GROUP_ID, info);
   }
 
   /** Our own addresses, for clientAddressOf(self). */
   private registerSelf(): void {
-    const { client, admin, zk } = this.addresses();
-    this.members.set(this.config.id, { client, admin, zk });
+    const { client, admin, zk, etcd } = this.addresses();
+    this.members.set(this.config.id, { client, admin, zk, etcd });
   }
 }
 
@@ -634,6 +744,43 @@ function openZk(
     logger.info({ lastZxid: zk.machine.lastZxid, znodes: zk.machine.tree.nodeCount }, 'zookeeper service recovered');
     return zk;
   });
+}
+
+function openEtcd(
+  config: ServerConfig,
+  voters: readonly NodeId[],
+  logger: Logger,
+  clock: Clock,
+  storage: ServerStorage,
+  transport: PeerTransport<PeerMessage>,
+  observe: (ready: Ready) => void,
+  onFatal: (error: unknown) => void,
+): Promise<EtcdService> {
+  return EtcdService.open({
+    config: { id: config.id, voters, ...defaultTiming, noopOnElection: true },
+    observer: (_node, ready) => observe(ready),
+    prng: new Prng(randomSeed()),
+    clock,
+    tickMs: config.tickMs,
+    transport: transport.group(ETCD_RAFT_GROUP_ID),
+    storage,
+    onFatal,
+    raftStateBytesMax: config.raftStateBytesMax,
+    // Every request the etcd port accepts fits a command, with room for the command's fields.
+    limits: { commandBytesMax: 2 * serverLimits.etcdRequestBytesMax },
+    requestTimeoutMs: Math.max(config.requestTimeoutMs, serverLimits.etcdRequestTimeoutMsMin),
+    randomBytes: randomBytesArray,
+    forward: (leader, command) => transport.send(leader, ETCD_SERVICE_GROUP_ID, { type: 'EtcdForward', from: config.id, command }),
+  }).then((etcd) => {
+    logger.info({ revision: etcd.machine.store.revision }, 'etcd service recovered');
+    return etcd;
+  });
+}
+
+/** The header's cluster_id: the same on every member, derived from the bootstrap voters and the secret (which it does not reveal). */
+function etcdClusterId(voters: readonly NodeId[], secret: string | Uint8Array): string {
+  const digest = sha256(Buffer.concat([Buffer.from(`flotilla-etcd-cluster|${[...voters].sort((a, b) => a - b).join(',')}|`), Buffer.from(secret)]));
+  return (BigInt(`0x${Buffer.from(digest).subarray(0, 8).toString('hex')}`) & 0x7fff_ffff_ffff_ffffn).toString();
 }
 
 function openKv(

@@ -16,9 +16,10 @@ import type { GroupRecovered, SharedWal } from '../storage/shared-wal.js';
 /** What ServerStorage wraps: a log that recovered already (load() hands it over). */
 type RecoveredStorage = Pick<RaftStorage, 'save' | 'sizeBytes'> & { close?(): Promise<void>; syncCount?(): number };
 
-/** Where the Raft groups' logs and snapshots live under the data directory: key/value, ZooKeeper. */
+/** Where the Raft groups' logs and snapshots live under the data directory: key/value, ZooKeeper, etcd. */
 export const GROUP_DIR = 'group-1';
 export const ZK_GROUP_DIR = 'group-2';
+export const ETCD_GROUP_DIR = 'group-4';
 
 export class ServerStorage implements RaftStorage {
   private recovered: PersistedState | undefined;

@@ -49,6 +49,8 @@ test("flotilla server on a live member's data directory refuses before reading i
     '0',
     '--zk-port',
     '0',
+    '--etcd-port',
+    '0',
     '--cluster-secret-file',
     join(cluster.root, 'cluster.env'),
   ]);
@@ -99,8 +101,8 @@ test("a second flotilla start on a running cluster's data says so, names the pid
   t.after(() => rm(data, { recursive: true, force: true }));
   // This test process stands in for the running `flotilla start`: it is alive.
   await writeFile(join(data, 'LOCK'), `${process.pid}\n`);
-  const ports = await freePorts(12);
-  const plan = [0, 1, 2].map((member) => ports.slice(member * 4, member * 4 + 4).join(':')).join(',');
+  const ports = await freePorts(15);
+  const plan = [0, 1, 2].map((member) => ports.slice(member * 5, member * 5 + 5).join(':')).join(',');
   const run = await runFlotilla(['start', '--data', data, '--ports', plan], { timeoutMs: 30_000 });
   assert.equal(run.code, 4, run.stderr);
   assert.equal(run.stderr.split('\n')[0]!.startsWith(`flotilla start: a cluster is already running from ${data} (pid ${process.pid})`), true, run.stderr);

@@ -21,8 +21,8 @@ test('npm start restarts a member killed with -9, reports one that refuses to st
   // Member 3's directory is held by a live process (this test): it must refuse to start.
   await mkdir(join(data, 'member-3'), { recursive: true });
   await writeFile(join(data, 'member-3', 'LOCK'), `${process.pid}\n`);
-  const ports = await freePorts(12);
-  const plan = [0, 1, 2].map((member) => ports.slice(member * 4, member * 4 + 4).join(':')).join(',');
+  const ports = await freePorts(15);
+  const plan = [0, 1, 2].map((member) => ports.slice(member * 5, member * 5 + 5).join(':')).join(',');
   const { command, args } = flotillaCommand();
   const start = spawn(command, [...args, 'start', '--data', data, '--ports', plan], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const output = { stdout: '', stderr: '' };
@@ -59,8 +59,8 @@ test('npm start restarts a member killed with -9, reports one that refuses to st
     return status.zk.leader !== 0 ? true : undefined;
   });
   const before = await stableFingerprint(data);
-  const otherPorts = await freePorts(12);
-  const otherPlan = [0, 1, 2].map((member) => otherPorts.slice(member * 4, member * 4 + 4).join(':')).join(',');
+  const otherPorts = await freePorts(15);
+  const otherPlan = [0, 1, 2].map((member) => otherPorts.slice(member * 5, member * 5 + 5).join(':')).join(',');
   const second = await runFlotilla(['start', '--data', data, '--ports', otherPlan]);
   assert.equal(second.code, 4, second.stderr);
   assert.match(second.stderr, new RegExp(`^flotilla start: a cluster is already running from ${data} \\(pid ${start.pid}\\)`));

@@ -61,6 +61,8 @@ export interface Ports {
   admin: number;
   /** The ZooKeeper port. */
   zk: number;
+  /** The etcd gRPC port. */
+  etcd: number;
 }
 
 export interface LogEntry {
@@ -203,6 +205,8 @@ export class TestCluster {
       String(previous?.admin ?? 0),
       '--zk-port',
       String(previous?.zk ?? 0),
+      '--etcd-port',
+      String(previous?.etcd ?? 0),
       '--cluster-secret-file',
       this.secretFile,
       ...this.extraArgs,
@@ -237,6 +241,8 @@ export class TestCluster {
       '--admin-port',
       '0',
       '--zk-port',
+      '0',
+      '--etcd-port',
       '0',
       '--cluster-secret-file',
       this.secretFile,
