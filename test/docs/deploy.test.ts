@@ -55,7 +55,7 @@ test('deploy/cluster.json is accepted by the real parser for each member id', ()
     assert.equal(config.host, config.members.get(config.id)!.host);
     assert.equal(config.advertiseHost, config.host);
     assert.equal(config.dataDir, '/var/lib/flotilla');
-    assert.deepEqual([config.peerPort, config.clientPort, config.adminPort, config.zkPort], [7000, 7001, 7002, 2181]);
+    assert.deepEqual([config.peerPort, config.clientPort, config.adminPort, config.zkPort, config.etcdPort], [7000, 7001, 7002, 2181, 2379]);
   }
   assert.equal(new Set([...configs.values()].map((config) => config.host)).size, 3, 'three hosts');
 });
@@ -119,7 +119,9 @@ test('the Dockerfile builds with the scripts package.json has and exposes the po
   assert.match(dockerfile, /^FROM node:20-slim/m);
   assert.match(dockerfile, /npm ci --ignore-scripts/);
   assert.match(dockerfile, /npm run build && npm prune --omit=dev/);
-  assert.match(dockerfile, /^EXPOSE 7000 7001 7002 2181$/m);
+  assert.match(dockerfile, /^EXPOSE 7000 7001 7002 2181 2379$/m);
+  // The etcd port loads etcd's .proto files at run time.
+  assert.match(dockerfile, /^COPY --from=build \/opt\/flotilla\/proto \.\/proto$/m);
   assert.match(dockerfile, /^VOLUME \/var\/lib\/flotilla$/m);
   assert.match(dockerfile, /^USER flotilla$/m);
   assert.match(dockerfile, /^ENTRYPOINT \["\/opt\/flotilla\/bin\/flotilla", "server"\]$/m);
