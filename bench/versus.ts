@@ -1,12 +1,13 @@
 // `npm run bench -- versus [--seconds N] [--rounds N] [--trials N] [--sizes 256,1024]
-// [--only zk,kv,failover-zk,failover-kv] [--force] [--out FILE]`: Flotilla side by side with
+// [--only zk,kv,etcd,failover-zk,failover-kv] [--force] [--out FILE]`: Flotilla side by side with
 // the systems it stands in for, in one run on this machine (issue 15 §1):
 //
 //   - a three-server Apache ZooKeeper 3.8 ensemble (Debian's `zookeeper`, forceSync=yes)
 //     against the ZooKeeper port of a three-member Flotilla cluster, both driven by the same
 //     load generator (node-zookeeper-client);
 //   - a three-member etcd 3.4 cluster (Debian's `etcd-server`, driven by the `etcd3` gRPC
-//     client) against Flotilla's native key/value port (FlotillaClient);
+//     client) against Flotilla's native key/value port (FlotillaClient), and against
+//     Flotilla's etcd v3 API driven by the very same etcd3 client (phase `etcd`);
 //   - failover: the leader is killed (kill -9, then SIGSTOP) while a client writes every
 //     10 ms through the survivors; how long until writes succeed again.
 //
@@ -81,8 +82,8 @@ const ZK_SYNC_LIMIT = 5;
 /** The Flotilla client's wait for one reply in the failover trials (default 5000): a stopped leader keeps the connection open. */
 const FLOTILLA_FAILOVER_REQUEST_TIMEOUT_MS = 1_000;
 
-type PhaseName = 'zk' | 'kv' | 'failover-zk' | 'failover-kv';
-const PHASES: readonly PhaseName[] = ['zk', 'kv', 'failover-zk', 'failover-kv'];
+type PhaseName = 'zk' | 'kv' | 'etcd' | 'failover-zk' | 'failover-kv';
+const PHASES: readonly PhaseName[] = ['zk', 'kv', 'etcd', 'failover-zk', 'failover-kv'];
 
 interface Options {
   seconds: number;
@@ -373,6 +374,7 @@ interface FlotillaStatus {
   leader: number;
   term: number;
   zk: { role: string; leader: number; term: number };
+  etcd: { role: string; leader: number; term: number };
 }
 
 /** Three `node bin/flotilla.js server` members with their defaults (tick 100 ms, zk tick 2000 ms). */
@@ -388,12 +390,12 @@ class FlotillaCluster extends Cluster {
     if (!existsSync(FLOTILLA_MAIN)) throw new Error(`the compiled flotilla command is missing (${FLOTILLA_MAIN}): run \`npm run build\` first`);
     const root = await mkdtemp(join(tmpdir(), 'flotilla-versus-flotilla-'));
     await writeFile(join(root, 'cluster.env'), `FLOTILLA_CLUSTER_SECRET=versus-${process.pid}-0123456789abcdef\n`, { mode: 0o600 });
-    return new FlotillaCluster(root, await freePorts(4 * MEMBER_IDS.length));
+    return new FlotillaCluster(root, await freePorts(5 * MEMBER_IDS.length));
   }
 
-  private port(id: number, kind: 'peer' | 'client' | 'admin' | 'zk'): number {
-    const offset = { peer: 0, client: 1, admin: 2, zk: 3 }[kind];
-    return this.ports[4 * (id - 1) + offset]!;
+  private port(id: number, kind: 'peer' | 'client' | 'admin' | 'zk' | 'etcd'): number {
+    const offset = { peer: 0, client: 1, admin: 2, zk: 3, etcd: 4 }[kind];
+    return this.ports[5 * (id - 1) + offset]!;
   }
 
   protected command(id: number): ProcessCommand {
@@ -414,7 +416,7 @@ class FlotillaCluster extends Cluster {
       '--zk-port',
       String(this.port(id, 'zk')),
       '--etcd-port',
-      '0',
+      String(this.port(id, 'etcd')),
       '--cluster-secret-file',
       join(this.root, 'cluster.env'),
       '--log-level',
@@ -425,6 +427,11 @@ class FlotillaCluster extends Cluster {
 
   zkAddress(id: number): string {
     return `127.0.0.1:${this.port(id, 'zk')}`;
+  }
+
+  /** Flotilla's etcd v3 API (the same gRPC service etcd serves). */
+  etcdUrl(id: number): string {
+    return `http://127.0.0.1:${this.port(id, 'etcd')}`;
   }
 
   clientEndpoint(id: number): { host: string; port: number } {
@@ -441,10 +448,10 @@ class FlotillaCluster extends Cluster {
     return /^Mode: (\S+)/m.exec(answer)?.[1] ?? 'none';
   }
 
-  /** The leader of the key/value group or of the ZooKeeper group (elected independently). */
-  async leader(group: 'kv' | 'zk'): Promise<number> {
+  /** The leader of the key/value, ZooKeeper or etcd group (elected independently). */
+  async leader(group: 'kv' | 'zk' | 'etcd'): Promise<number> {
     const statuses = await Promise.all(MEMBER_IDS.map((id) => this.status(id)));
-    const views = statuses.map((status) => (group === 'kv' ? status : status.zk));
+    const views = statuses.map((status) => (group === 'kv' ? status : group === 'zk' ? status.zk : status.etcd));
     const index = views.findIndex((view) => view.role === 'leader');
     if (index < 0 || views.some((view) => view.leader !== MEMBER_IDS[index] || view.term !== views[index]!.term)) throw new Error(`flotilla: no ${group} leader every member agrees on`);
     return MEMBER_IDS[index]!;
@@ -453,6 +460,7 @@ class FlotillaCluster extends Cluster {
   protected async probeUnhealthy(): Promise<string | undefined> {
     await this.leader('kv');
     await this.leader('zk');
+    await this.leader('etcd');
     return undefined;
   }
 }
@@ -493,13 +501,32 @@ const passThroughPolicy = {
 } as unknown as EtcdPolicy;
 
 function etcdTarget(cluster: EtcdCluster): KvTarget {
-  return {
-    label: 'etcd',
+  return etcdClientTarget(
+    'etcd',
     cluster,
-    leader: () => cluster.leader(),
+    () => cluster.leader(),
+    (id) => cluster.url(id),
+  );
+}
+
+/** Flotilla's etcd v3 API driven by the very same etcd3 client as etcd. */
+function flotillaEtcdTarget(cluster: FlotillaCluster): KvTarget {
+  return etcdClientTarget(
+    'flotilla',
+    cluster,
+    () => cluster.leader('etcd'),
+    (id) => cluster.etcdUrl(id),
+  );
+}
+
+function etcdClientTarget(label: string, cluster: Cluster, leader: () => Promise<number>, url: (id: number) => string): KvTarget {
+  return {
+    label,
+    cluster,
+    leader,
     connect: (ids, failover) => {
       const client = new Etcd3({
-        hosts: ids.map((id) => cluster.url(id)),
+        hosts: ids.map(url),
         ...(failover ? { faultHandling: { host: () => passThroughPolicy, global: passThroughPolicy } } : {}),
       });
       return {
@@ -887,6 +914,14 @@ async function runPhases(report: Report, systems: Systems, options: Options): Pr
       await beginPhase(report, `key/value, ${size} B values`, options);
       for (const workload of KV_WORKLOADS) await alternate(report, workload, kvOther, kvFlotilla, size, options);
       endPhase(report, `key/value, ${size} B values`);
+    }
+  }
+  if (options.phases.has('etcd')) {
+    const kvFlotillaEtcd = flotillaEtcdTarget(flotilla);
+    for (const size of options.sizes) {
+      await beginPhase(report, `etcd API (the etcd3 client on both), ${size} B values`, options);
+      for (const workload of KV_WORKLOADS) await alternate(report, workload, kvOther, kvFlotillaEtcd, size, options);
+      endPhase(report, `etcd API (the etcd3 client on both), ${size} B values`);
     }
   }
   if (options.phases.has('failover-zk')) {
