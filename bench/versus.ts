@@ -689,6 +689,9 @@ const KV_WORKLOADS: readonly Workload<KvTarget>[] = [
   kvWorkload('kv-get-64', `get (linearizable), 64 clients / ${CONNECTIONS} conns`, 'get', 64),
 ];
 
+/** The same workloads for the `etcd` phase (the etcd3 client on both), kept apart in the results. */
+const ETCD_API_WORKLOADS: readonly Workload<KvTarget>[] = KV_WORKLOADS.map((w) => ({ ...w, key: `etcd-api-${w.key}` }));
+
 // =======================================================================================
 // Failover.
 
@@ -920,7 +923,7 @@ async function runPhases(report: Report, systems: Systems, options: Options): Pr
     const kvFlotillaEtcd = flotillaEtcdTarget(flotilla);
     for (const size of options.sizes) {
       await beginPhase(report, `etcd API (the etcd3 client on both), ${size} B values`, options);
-      for (const workload of KV_WORKLOADS) await alternate(report, workload, kvOther, kvFlotillaEtcd, size, options);
+      for (const workload of ETCD_API_WORKLOADS) await alternate(report, workload, kvOther, kvFlotillaEtcd, size, options);
       endPhase(report, `etcd API (the etcd3 client on both), ${size} B values`);
     }
   }
@@ -1111,5 +1114,6 @@ function printTables(report: Report): void {
   for (const [system, setting] of Object.entries(report.settings)) console.log(`   ${system}: ${setting}`);
   printComparison(report, 'ZooKeeper protocol, node-zookeeper-client against both', 'zookeeper', ZK_WORKLOADS as readonly Workload<unknown>[]);
   printComparison(report, 'Key/value: etcd (etcd3 gRPC client) against Flotilla (FlotillaClient)', 'etcd', KV_WORKLOADS as readonly Workload<unknown>[]);
+  printComparison(report, "etcd API: the etcd3 client against etcd and against Flotilla's etcd port", 'etcd', ETCD_API_WORKLOADS as readonly Workload<unknown>[]);
   printFailover(report);
 }
