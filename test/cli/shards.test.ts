@@ -11,7 +11,8 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check, describeResult, kvModel, type KvInput, type KvOutput, type Operation } from '../../src/lincheck/index.js';
 import { ClientError } from '../../src/server/client.js';
@@ -120,6 +121,13 @@ test('bad sharding input is refused with a clear message', async (t) => {
   const join = await runFlotilla(['shard', 'join', '0', '--endpoints', '127.0.0.1:1']);
   assert.equal(join.code, 2);
   assert.match(join.stderr, /0 is not a group/);
+  // Data kept in the old layout (a log per sharded group, before the shared log) is refused, not ignored.
+  const old = await mkdtemp(`${tmpdir()}/flotilla-old-layout-`);
+  t.after(() => rm(old, { recursive: true, force: true }));
+  await mkdir(`${old}/group-100/wal`, { recursive: true });
+  const refused = await runFlotilla(['server', '--id', '1', '--peers', '1=127.0.0.1:1', '--data', old, '--cluster-secret', 'a-secret-of-enough-bytes', '--shards', 'ctrl=1;100=1']);
+  assert.equal(refused.code, 3, `a member with the old layout refuses to start: ${refused.stderr}`);
+  assert.match(refused.stderr, /group-100 holds sharded group 100's log in the layout of an older version/);
   const serializable = await runFlotilla(['kv', 'get', 'k', '--sharded', '--serializable', '--endpoints', '127.0.0.1:1']);
   assert.equal(serializable.code, 2);
   assert.match(serializable.stderr, /--serializable does not apply with --sharded/);
