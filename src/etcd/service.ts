@@ -21,7 +21,7 @@
 // requestTimeoutMs; it may still apply), 'no-leader', 'too-many-requests' and 'stopped'.
 
 import type { Timer } from '../io/clock.js';
-import type { NodeId } from '../stdx/types.js';
+import type { DistributiveOmit, NodeId } from '../stdx/types.js';
 import { ReadError } from '../runtime/node.js';
 import { Replica, ReplicaError, type ReplicaOptions } from '../runtime/replica.js';
 import { Packr } from 'msgpackr';
@@ -82,8 +82,6 @@ interface AskWaiter {
   reject(error: EtcdRequestError): void;
   timer: Timer;
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A watch's view of the keyspace: every change to a key in [key, rangeEnd) (rangeEnd as in a Range). */
 export interface WatchTarget {

@@ -404,7 +404,8 @@ export class ShardStorages {
 async function refuseOldLayout(disk: Disk, ids: readonly number[]): Promise<void> {
   const names = new Set(await disk.list('').catch(() => [] as string[]));
   for (const id of ids) {
-    if (id === 1 || id === 2 || !names.has(`group-${id}`)) continue;
+    // Hosted ids are the controller's (9) and gids from 100: never the key/value or ZooKeeper group's dir.
+    if (!names.has(`group-${id}`)) continue;
     throw new StorageError(
       'missing-segment',
       `group-${id}`,

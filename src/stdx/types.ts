@@ -17,3 +17,6 @@ export function index(value: number): Index {
 export function nodeId(value: number): NodeId {
   return value as NodeId;
 }
+
+/** Omit over each member of a union (plain Omit flattens the union first). */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

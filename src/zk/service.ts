@@ -16,7 +16,7 @@
 // reconnects and learns what happened from the tree.
 
 import type { Timer } from '../io/clock.js';
-import type { NodeId } from '../stdx/types.js';
+import type { DistributiveOmit, NodeId } from '../stdx/types.js';
 import { ReadError } from '../runtime/node.js';
 import { Replica, ReplicaError, type ReplicaOptions } from '../runtime/replica.js';
 import { SessionTracker } from './session-tracker.js';
@@ -274,7 +274,6 @@ export class ZkService {
 }
 
 /** Omit over each member of a union. */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function hex(bytes: Uint8Array): string {
   let out = '';
