@@ -1,7 +1,7 @@
 // The etcd service's log entries: MessagePack arrays without field names, validated field by
 // field on decode (STYLE.md 6), so a damaged or foreign entry is refused, never trusted.
 //
-//   command  [origin, opcode, request]
+//   command  [origin, opcode, request] or [origin, opcode, request, [user, authRevision]]
 //     put      0  [key, value, lease, prevKv, ignoreValue, ignoreLease]
 //     delete   1  [key, rangeEnd, prevKv]
 //     txn      2  [[compare...], [op...], [op...]]   compare: [result, target, key, rangeEnd, operand]
@@ -9,25 +9,37 @@
 //     compact  3  revision
 //     leaseGrant   4  [id, ttl]     id in [1, 2^53), ttl in [1, leaseTtlMax] seconds (the proposer applied the minimum)
 //     leaseRevoke  5  id
+//     auth     6  [op, ...fields]    op: index in auth.ts authOps; fields by op (below, authToArray)
 //
 //   range    [key, rangeEnd, limit, revision, sortOrder, sortTarget, keysOnly, countOnly,
 //             minMod, maxMod, minCreate, maxCreate]
 //
 // `origin` names the member and request that proposed it ("member.incarnation.n"), so the
-// member that took the request learns its result from its own apply (service.ts).
+// member that took the request learns its result from its own apply (service.ts). The
+// fourth field, on every client's request, names the caller its token showed (user "" and
+// revision 0 without one), so that permissions are checked as the entry applies, against
+// the auth store every member has then (auth.ts); a member's own entries (a lease expiry)
+// have none.
 
 import { Packr } from 'msgpackr';
+import { type AuthCaller, type AuthRequest, authOps, type Permission, type PermissionType } from './auth.js';
 import type { Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest } from './mvcc.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
-export type EtcdCommand =
+export type EtcdCommand = EtcdCommandBody & {
+  /** The client the request came from, as its token said; undefined for a member's own entry. */
+  readonly as?: AuthCaller;
+};
+
+type EtcdCommandBody =
   | { readonly kind: 'put'; readonly origin: string; readonly request: PutRequest }
   | { readonly kind: 'delete'; readonly origin: string; readonly request: DeleteRangeRequest }
   | { readonly kind: 'txn'; readonly origin: string; readonly request: TxnRequest }
   | { readonly kind: 'compact'; readonly origin: string; readonly revision: number }
   | { readonly kind: 'leaseGrant'; readonly origin: string; readonly id: number; readonly ttl: number }
-  | { readonly kind: 'leaseRevoke'; readonly origin: string; readonly id: number };
+  | { readonly kind: 'leaseRevoke'; readonly origin: string; readonly id: number }
+  | { readonly kind: 'auth'; readonly origin: string; readonly request: AuthRequest };
 
 /** etcd's lease.MaxLeaseTTL (seconds): a longer grant is "etcdserver: too large lease TTL". */
 export const leaseTtlMax = 9_000_000_000;
@@ -44,19 +56,27 @@ const compareTargets: readonly CompareTarget[] = ['version', 'create', 'mod', 'v
 const txnDepthMax = 16;
 
 export function encodeCommand(command: EtcdCommand): Uint8Array {
+  const caller = command.as === undefined ? [] : [[command.as.user, command.as.revision]];
+  const [opcode, request] = opcodeAndRequest(command);
+  return packr.pack([command.origin, opcode, request, ...caller]);
+}
+
+function opcodeAndRequest(command: EtcdCommandBody): [number, unknown] {
   switch (command.kind) {
     case 'put':
-      return packr.pack([command.origin, 0, putToArray(command.request)]);
+      return [0, putToArray(command.request)];
     case 'delete':
-      return packr.pack([command.origin, 1, deleteToArray(command.request)]);
+      return [1, deleteToArray(command.request)];
     case 'txn':
-      return packr.pack([command.origin, 2, txnToArray(command.request)]);
+      return [2, txnToArray(command.request)];
     case 'compact':
-      return packr.pack([command.origin, 3, command.revision]);
+      return [3, command.revision];
     case 'leaseGrant':
-      return packr.pack([command.origin, 4, [command.id, command.ttl]]);
+      return [4, [command.id, command.ttl]];
     case 'leaseRevoke':
-      return packr.pack([command.origin, 5, command.id]);
+      return [5, command.id];
+    case 'auth':
+      return [6, authToArray(command.request)];
     default:
       return command satisfies never;
   }
@@ -69,8 +89,16 @@ export function decodeCommand(bytes: Uint8Array): EtcdCommand {
   } catch (error) {
     throw new EtcdDecodeError(`not MessagePack: ${(error as Error).message}`);
   }
-  const fields = list(raw, 'command', 3);
+  const fields = list(raw, 'command');
+  if (fields.length !== 3 && fields.length !== 4) throw new EtcdDecodeError(`command has ${fields.length} fields, not 3 or 4`);
   const origin = text(fields[0], 'origin');
+  const body = bodyFromArray(fields, origin);
+  if (fields.length === 3) return body;
+  const caller = list(fields[3], 'caller', 2);
+  return { ...body, as: { user: text(caller[0], 'caller user'), revision: count(caller[1], 'caller auth revision') } };
+}
+
+function bodyFromArray(fields: unknown[], origin: string): EtcdCommandBody {
   switch (fields[1]) {
     case 0:
       return { kind: 'put', origin, request: putFromArray(fields[2]) };
@@ -88,6 +116,8 @@ export function decodeCommand(bytes: Uint8Array): EtcdCommand {
     }
     case 5:
       return { kind: 'leaseRevoke', origin, id: leaseId(fields[2]) };
+    case 6:
+      return { kind: 'auth', origin, request: authFromArray(fields[2]) };
     default:
       throw new EtcdDecodeError(`unknown opcode ${String(fields[1])}`);
   }
@@ -190,6 +220,78 @@ function opFromArray(raw: unknown, depth: number): RequestOp {
       return { txn: txnFromArray(f[1], depth + 1) };
     default:
       throw new EtcdDecodeError(`unknown txn op ${String(f[0])}`);
+  }
+}
+
+const permissionTypes: readonly PermissionType[] = ['read', 'write', 'readwrite'];
+
+/** A password hash, or null for a user without one. */
+function authToArray(r: AuthRequest): unknown[] {
+  const op = authOps.indexOf(r.op);
+  switch (r.op) {
+    case 'enable':
+    case 'disable':
+      return [op];
+    case 'userAdd':
+    case 'userChangePassword':
+      return [op, r.name, r.passwordHash ?? null];
+    case 'userDelete':
+    case 'roleAdd':
+      return [op, r.name];
+    case 'userGrantRole':
+      return [op, r.user, r.role];
+    case 'userRevokeRole':
+      return [op, r.name, r.role];
+    case 'roleDelete':
+      return [op, r.role];
+    case 'roleGrantPermission':
+      return [op, r.name, permissionTypes.indexOf(r.permission.type), r.permission.key, r.permission.rangeEnd];
+    case 'roleRevokePermission':
+      return [op, r.role, r.key, r.rangeEnd];
+    default:
+      return r satisfies never;
+  }
+}
+
+function authFromArray(raw: unknown): AuthRequest {
+  const f = list(raw, 'auth');
+  const op = pick(authOps, f[0], 'auth op');
+  const fields = (n: number) => {
+    if (f.length !== n + 1) throw new EtcdDecodeError(`auth ${op} has ${f.length - 1} fields, not ${n}`);
+  };
+  const hash = (value: unknown) => (value === null ? undefined : text(value, 'password hash'));
+  switch (op) {
+    case 'enable':
+    case 'disable':
+      fields(0);
+      return { op };
+    case 'userAdd':
+    case 'userChangePassword':
+      fields(2);
+      return { op, name: text(f[1], 'name'), passwordHash: hash(f[2]) };
+    case 'userDelete':
+    case 'roleAdd':
+      fields(1);
+      return { op, name: text(f[1], 'name') };
+    case 'userGrantRole':
+      fields(2);
+      return { op, user: text(f[1], 'user'), role: text(f[2], 'role') };
+    case 'userRevokeRole':
+      fields(2);
+      return { op, name: text(f[1], 'name'), role: text(f[2], 'role') };
+    case 'roleDelete':
+      fields(1);
+      return { op, role: text(f[1], 'role') };
+    case 'roleGrantPermission': {
+      fields(4);
+      const permission: Permission = { type: pick(permissionTypes, f[2], 'permission type'), key: bytes(f[3], 'key'), rangeEnd: bytes(f[4], 'rangeEnd') };
+      return { op, name: text(f[1], 'name'), permission };
+    }
+    case 'roleRevokePermission':
+      fields(3);
+      return { op, role: text(f[1], 'role'), key: bytes(f[2], 'key'), rangeEnd: bytes(f[3], 'rangeEnd') };
+    default:
+      return op satisfies never;
   }
 }
 

@@ -1,5 +1,5 @@
-// The etcd service's replicated state machine: the MVCC store (mvcc.ts) and the lease table
-// (leases.ts), fed by the log. Deterministic and total: apply() answers every entry, a
+// The etcd service's replicated state machine: the MVCC store (mvcc.ts), the lease table
+// (leases.ts) and the auth store (auth.ts), fed by the log. Deterministic and total: apply() answers every entry, a
 // malformed one included, and never throws. Each applied command's outcome (result or etcd
 // error, the revision after it, the events it made) goes to the listener, which is how the
 // member that proposed it answers its client (service.ts) and how watches learn of changes.
@@ -11,6 +11,7 @@
 
 import type { Index } from '../stdx/types.js';
 import type { ReplicatedService } from '../runtime/replica.js';
+import { AuthChecks, AuthError, type AuthErrorCode, AuthStore } from './auth.js';
 import { decodeCommand, EtcdDecodeError, type EtcdCommand } from './codec.js';
 import { LeaseTable } from './leases.js';
 import { type DeleteRangeResult, MvccError, type MvccErrorCode, MvccStore, type PutRequest, type PutResult, type TxnRequest, type TxnResult, type WatchEvent } from './mvcc.js';
@@ -22,7 +23,8 @@ export type EtcdResult =
   | { readonly kind: 'txn'; readonly result: TxnResult }
   | { readonly kind: 'compact' }
   | { readonly kind: 'leaseGrant'; readonly id: number; readonly ttl: number }
-  | { readonly kind: 'leaseRevoke'; readonly deleted: number };
+  | { readonly kind: 'leaseRevoke'; readonly deleted: number }
+  | { readonly kind: 'auth' };
 
 /** The lessor's errors, as etcd's lease package names them. */
 export type LeaseErrorCode = 'lease-not-found' | 'lease-exists';
@@ -34,7 +36,7 @@ export const leaseErrorMessages: Record<LeaseErrorCode, string> = {
 
 export type EtcdOutcome =
   | { readonly ok: true; readonly result: EtcdResult; readonly revision: number }
-  | { readonly ok: false; readonly code: MvccErrorCode | LeaseErrorCode | 'malformed'; readonly message: string; readonly revision: number };
+  | { readonly ok: false; readonly code: MvccErrorCode | LeaseErrorCode | AuthErrorCode | 'malformed'; readonly message: string; readonly revision: number };
 
 export interface EtcdApplyListener {
   applied(command: EtcdCommand | undefined, outcome: EtcdOutcome, events: readonly WatchEvent[], index: Index): void;
@@ -53,6 +55,8 @@ export class EtcdStateMachine implements ReplicatedService {
   store = new MvccStore();
   /** Invariant: every lease a live key of the store carries is in the table. */
   leases = new LeaseTable();
+  /** Users, roles, permissions and whether auth is on (auth.ts). */
+  auth = new AuthStore();
   appliedIndex = 0;
   listener: EtcdApplyListener | undefined = undefined;
 
@@ -69,18 +73,19 @@ export class EtcdStateMachine implements ReplicatedService {
     let outcome: EtcdOutcome;
     let events: readonly WatchEvent[] = [];
     try {
+      this.authorize(decoded);
       const done = this.execute(decoded);
       events = done.events;
       outcome = { ok: true, result: done.result, revision: this.store.revision };
     } catch (error) {
-      if (!(error instanceof MvccError) && !(error instanceof LeaseError)) throw error;
+      if (!(error instanceof MvccError) && !(error instanceof LeaseError) && !(error instanceof AuthError)) throw error;
       outcome = { ok: false, code: error.code, message: error.message, revision: this.store.revision };
     }
     this.listener?.applied(decoded, outcome, events, index);
     return empty;
   }
 
-  /** Applies one command; throws MvccError or LeaseError (before any change) for an etcd error. */
+  /** Applies one command; throws MvccError, LeaseError or AuthError (before any change) for an etcd error. */
   private execute(command: EtcdCommand): { result: EtcdResult; events: readonly WatchEvent[] } {
     switch (command.kind) {
       case 'put': {
@@ -111,6 +116,42 @@ export class EtcdStateMachine implements ReplicatedService {
         this.leases.revoke(command.id);
         return { result: { kind: 'leaseRevoke', deleted: done.result.deleted }, events: done.events };
       }
+      case 'auth':
+        this.auth.apply(command.request);
+        return { result: { kind: 'auth' }, events: [] };
+      default:
+        return command satisfies never;
+    }
+  }
+
+  /**
+   * etcd's authApplierV3: while auth is on, a client's write is checked against the auth
+   * store as it is NOW, at this entry (a permission revoked after the member took the request
+   * still stops it); auth changes need a root. A member's own entries (no caller) pass.
+   */
+  private authorize(command: EtcdCommand): void {
+    const caller = command.as;
+    if (caller === undefined || !this.auth.enabled) return;
+    const checks = new AuthChecks(this.auth, caller, (lease) => this.store.keysWithLease(lease));
+    switch (command.kind) {
+      case 'auth':
+        this.auth.checkAdmin(caller.user);
+        return;
+      case 'put':
+        checks.put(command.request);
+        return;
+      case 'delete':
+        checks.deleteRange(command.request);
+        return;
+      case 'txn':
+        checks.txn(command.request);
+        return;
+      case 'leaseRevoke':
+        checks.lease(command.id);
+        return;
+      case 'compact':
+      case 'leaseGrant':
+        return; // etcd checks neither
       default:
         return command satisfies never;
     }
@@ -136,13 +177,14 @@ export class EtcdStateMachine implements ReplicatedService {
   }
 
   snapshot(): Uint8Array {
-    return encodeEtcdSnapshot(this.store, this.leases);
+    return encodeEtcdSnapshot(this.store, this.leases, this.auth);
   }
 
   restore(data: Uint8Array, index: Index): void {
     const restored = decodeEtcdSnapshot(data);
     this.store = restored.store;
     this.leases = restored.leases;
+    this.auth = restored.auth;
     this.appliedIndex = index;
   }
 }

@@ -49,10 +49,16 @@ export class GrpcStatusError extends Error {
 // biome-ignore lint/suspicious/noExplicitAny: decoded protobuf messages are plain objects of the proto's shape
 export type GrpcMessage = Record<string, any>;
 
-export type UnaryHandler = (request: GrpcMessage) => Promise<GrpcMessage>;
+/** What a handler may know of its call besides the message: the request's metadata (headers). */
+export interface GrpcCall {
+  /** The first value of a text metadata key (lower case), undefined if absent. */
+  metadata(key: string): string | undefined;
+}
+
+export type UnaryHandler = (request: GrpcMessage, call: GrpcCall) => Promise<GrpcMessage>;
 
 /** One bidirectional stream: the handler gets each client message and writes replies. */
-export interface GrpcStream {
+export interface GrpcStream extends GrpcCall {
   write(message: GrpcMessage): void;
   /** Ends the stream with a status (OK by default). */
   end(error?: GrpcStatusError): void;
@@ -153,9 +159,18 @@ function toStatus(error: unknown, method: string, logger: GrpcLogger): { code: n
   return { code: GrpcCode.internal, details: `internal error in ${method}` };
 }
 
+function callInfo(metadata: grpc.Metadata): GrpcCall {
+  return {
+    metadata: (key) => {
+      const value = metadata.get(key)[0];
+      return typeof value === 'string' ? value : undefined;
+    },
+  };
+}
+
 function unary(handler: UnaryHandler, method: string, logger: GrpcLogger): grpc.handleUnaryCall<GrpcMessage, GrpcMessage> {
   return (call, callback) => {
-    handler(call.request).then(
+    handler(call.request, callInfo(call.metadata)).then(
       (reply) => callback(null, reply),
       (error: unknown) => callback(toStatus(error, method, logger)),
     );
@@ -182,6 +197,7 @@ function stream(handler: StreamHandler, method: string, logger: GrpcLogger): grp
         closed();
       },
       onClose: (listener) => listeners.push(listener),
+      ...callInfo(call.metadata),
     };
     let onMessage: (message: GrpcMessage) => void;
     try {

@@ -3,9 +3,10 @@
 // and Go's clientv3 speak.
 //
 // Implemented: KV (Range, Put, DeleteRange, Txn, Compact), Watch, Lease (Grant, Revoke,
-// KeepAlive, TimeToLive, Leases), Maintenance (Status, HashKV), Cluster (MemberList). Not
-// yet: Auth, and the rest of Maintenance and Cluster (they answer UNIMPLEMENTED;
-// src/etcd/README.md lists the gaps).
+// KeepAlive, TimeToLive, Leases), Maintenance (Status, HashKV), Cluster (MemberList), Auth
+// (etcd-auth.ts: users, roles, permissions, tokens; every handler here checks the caller's
+// permissions as etcd does). Not yet: the rest of Maintenance and Cluster (they answer
+// UNIMPLEMENTED; src/etcd/README.md lists the gaps).
 //
 // Requests are checked as etcd's v3rpc checks them (etcdserver/api/v3rpc/key.go), with its
 // exact error messages and status codes (clients match on them: rpctypes), before anything
@@ -13,7 +14,9 @@
 // store's revision the answer reflects) and raft_term.
 
 import type { NodeId } from '../stdx/types.js';
-import { GrpcCode, type GrpcMessage, type GrpcServiceHandlers, GrpcStatusError, type GrpcStream } from '../platform/grpc-host.js';
+import { type GrpcCall, GrpcCode, type GrpcMessage, type GrpcServiceHandlers, GrpcStatusError, type GrpcStream } from '../platform/grpc-host.js';
+import { type AuthCaller, AuthError, type AuthErrorCode, type AuthRequest } from '../etcd/auth.js';
+import { type EtcdApiCore, EtcdAuthGate, type EtcdAuthHost, etcdAuthService } from './etcd-auth.js';
 import { EtcdLeaseError, EtcdRequestError, type EtcdService } from '../etcd/service.js';
 import type { EtcdOutcome } from '../etcd/state-machine.js';
 import {
@@ -53,6 +56,8 @@ export interface EtcdApiOptions {
   readonly members: () => readonly EtcdMember[];
   /** Bytes the member's etcd log holds (Status.dbSize). */
   readonly dbSize: () => number;
+  /** Password hashing, token signing and the wall clock, for Auth (etcd-auth.ts). */
+  readonly authHost: EtcdAuthHost;
 }
 
 // etcd's rpctypes errors (message, code), as clients match on them.
@@ -76,73 +81,106 @@ const mvccStatus: Record<string, GrpcCode> = {
   'lease-exists': GrpcCode.failedPrecondition,
 };
 
+/** etcd's rpctypes codes for the auth store's errors. */
+const authStatus: Record<AuthErrorCode, GrpcCode> = {
+  'root-user-not-exist': GrpcCode.failedPrecondition,
+  'root-role-not-exist': GrpcCode.failedPrecondition,
+  'user-already-exist': GrpcCode.failedPrecondition,
+  'user-empty': GrpcCode.invalidArgument,
+  'user-not-found': GrpcCode.failedPrecondition,
+  'role-already-exist': GrpcCode.failedPrecondition,
+  'role-not-found': GrpcCode.failedPrecondition,
+  'role-empty': GrpcCode.invalidArgument,
+  'auth-failed': GrpcCode.invalidArgument,
+  'permission-denied': GrpcCode.permissionDenied,
+  'role-not-granted': GrpcCode.failedPrecondition,
+  'permission-not-granted': GrpcCode.failedPrecondition,
+  'auth-not-enabled': GrpcCode.failedPrecondition,
+  'invalid-auth-token': GrpcCode.unauthenticated,
+  'invalid-auth-mgmt': GrpcCode.invalidArgument,
+  'auth-old-revision': GrpcCode.invalidArgument,
+  'no-password-user': GrpcCode.invalidArgument,
+};
+
+function statusOf(code: string): GrpcCode {
+  return mvccStatus[code] ?? (authStatus as Record<string, GrpcCode>)[code] ?? GrpcCode.unknown;
+}
+
 export function etcdServices(options: EtcdApiOptions): Record<string, GrpcServiceHandlers> {
   const api = new EtcdApi(options);
   return {
     'etcdserverpb.KV': {
       unary: {
-        Range: (r) => api.range(r),
-        Put: (r) => api.put(r),
-        DeleteRange: (r) => api.deleteRange(r),
-        Txn: (r) => api.txn(r),
-        Compact: (r) => api.compact(r),
+        Range: (r, call) => api.range(r, call),
+        Put: (r, call) => api.put(r, call),
+        DeleteRange: (r, call) => api.deleteRange(r, call),
+        Txn: (r, call) => api.txn(r, call),
+        Compact: (r, call) => api.compact(r, call),
       },
     },
     'etcdserverpb.Watch': { streams: { Watch: (stream) => api.watchStream(stream) } },
     'etcdserverpb.Lease': {
       unary: {
         LeaseGrant: (r) => api.leaseGrant(r),
-        LeaseRevoke: (r) => api.leaseRevoke(r),
-        LeaseTimeToLive: (r) => api.leaseTimeToLive(r),
+        LeaseRevoke: (r, call) => api.leaseRevoke(r, call),
+        LeaseTimeToLive: (r, call) => api.leaseTimeToLive(r, call),
         LeaseLeases: () => api.leaseLeases(),
       },
       streams: { LeaseKeepAlive: (stream) => api.leaseKeepAliveStream(stream) },
     },
-    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r) => api.hashKv(r) } },
+    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call) } },
     'etcdserverpb.Cluster': { unary: { MemberList: () => api.memberList() } },
+    'etcdserverpb.Auth': etcdAuthService(api.gate, api),
   };
 }
 
-class EtcdApi {
-  constructor(private readonly options: EtcdApiOptions) {}
+class EtcdApi implements EtcdApiCore {
+  readonly gate: EtcdAuthGate;
+
+  constructor(private readonly options: EtcdApiOptions) {
+    this.gate = new EtcdAuthGate(options.service, options.authHost);
+  }
 
   private get service(): EtcdService {
     return this.options.service;
   }
 
-  async range(r: GrpcMessage): Promise<GrpcMessage> {
+  async range(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const request = rangeRequest(r);
     try {
-      const { result, revision } = await this.service.range(request, r['serializable'] === true);
+      // The barrier first, so the permission check sees every auth change committed before the call.
+      if (r['serializable'] !== true) await this.service.readBarrier();
+      this.gate.checkRead(call, request.key, request.rangeEnd);
+      const { result, revision } = await this.service.range(request, true);
       return { header: this.header(revision), ...rangeResponse(result) };
     } catch (error) {
       throw this.failure(error);
     }
   }
 
-  async put(r: GrpcMessage): Promise<GrpcMessage> {
+  async put(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const request = putRequest(r);
-    const outcome = await this.write({ kind: 'put', request });
+    const outcome = await this.write({ kind: 'put', request }, call);
     return { header: this.header(outcome.revision), ...putResponse((outcome.result as { result: PutResult }).result) };
   }
 
-  async deleteRange(r: GrpcMessage): Promise<GrpcMessage> {
+  async deleteRange(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const request = deleteRequest(r);
-    const outcome = await this.write({ kind: 'delete', request });
+    const outcome = await this.write({ kind: 'delete', request }, call);
     return { header: this.header(outcome.revision), ...deleteResponse((outcome.result as { result: DeleteRangeResult }).result) };
   }
 
-  async txn(r: GrpcMessage): Promise<GrpcMessage> {
+  async txn(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const request = txnRequest(r, 0);
-    const outcome = await this.write({ kind: 'txn', request });
+    const outcome = await this.write({ kind: 'txn', request }, call);
     const result = (outcome.result as { result: TxnResult }).result;
     // etcd gives the responses inside a transaction a header with the revision only.
     return { header: this.header(outcome.revision), ...txnResponse(result, { revision: outcome.revision }) };
   }
 
-  async compact(r: GrpcMessage): Promise<GrpcMessage> {
+  async compact(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const revision = int64(r['revision'], 'revision');
-    const outcome = await this.write({ kind: 'compact', revision });
+    const outcome = await this.write({ kind: 'compact', revision }, call);
     return { header: this.header(outcome.revision) };
   }
 
@@ -163,6 +201,15 @@ class EtcdApi {
       if (message['request_union'] === 'create_request') {
         const create = message['create_request'] as GrpcMessage;
         const asked = int64(create['watch_id'] ?? '0', 'watch_id');
+        try {
+          this.gate.checkRead(stream, bytes(create['key']), bytes(create['range_end']));
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          // etcd 3.4 (v3rpc/watch.go): created and canceled at once, whatever the auth error was.
+          const reason = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+          stream.write({ header: this.header(this.service.machine.store.revision), watch_id: asked, created: true, canceled: true, cancel_reason: reason });
+          return;
+        }
         const id = asked > 0 ? asked : nextId;
         if (watches.has(id)) {
           stream.write({ header: this.header(this.service.machine.store.revision), watch_id: id, created: true, canceled: true, cancel_reason: 'etcdserver: duplicate watch ID' });
@@ -227,9 +274,9 @@ class EtcdApi {
     return { header: this.header(outcome.revision), ID: granted.id, TTL: granted.ttl, error: '' };
   }
 
-  async leaseRevoke(r: GrpcMessage): Promise<GrpcMessage> {
+  async leaseRevoke(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const id = int64(r['ID'], 'ID');
-    const outcome = await this.write({ kind: 'leaseRevoke', id });
+    const outcome = await this.write({ kind: 'leaseRevoke', id }, call);
     return { header: this.header(outcome.revision) };
   }
 
@@ -238,11 +285,12 @@ class EtcdApi {
    * asked) the keys attached, read after a barrier so this member has applied every grant,
    * put and revoke committed before the call. An unknown lease answers TTL -1, as etcd does.
    */
-  async leaseTimeToLive(r: GrpcMessage): Promise<GrpcMessage> {
+  async leaseTimeToLive(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const id = int64(r['ID'], 'ID');
     await this.barrier();
     let remaining: number;
     try {
+      this.gate.checkLease(call, id, 'read');
       remaining = await this.service.leaseRemaining(id);
     } catch (error) {
       throw this.failure(error);
@@ -285,6 +333,7 @@ class EtcdApi {
       queue = queue.then(async () => {
         if (ended) return;
         try {
+          this.gate.checkLease(stream, id, 'write');
           const ttl = await this.service.renewLease(id);
           if (!ended) stream.write({ header: this.header(this.service.machine.store.revision), ID: id, TTL: ttl });
         } catch (error) {
@@ -315,10 +364,11 @@ class EtcdApi {
     };
   }
 
-  async hashKv(r: GrpcMessage): Promise<GrpcMessage> {
+  async hashKv(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
     const revision = int64(r['revision'], 'revision');
     const store = this.service.machine.store;
     try {
+      this.gate.checkAdmin(call);
       return { header: this.header(store.revision), hash: store.hash(revision), compact_revision: store.compactRevision };
     } catch (error) {
       throw this.failure(error);
@@ -333,7 +383,7 @@ class EtcdApi {
     };
   }
 
-  private async barrier(): Promise<void> {
+  async barrier(): Promise<void> {
     try {
       await this.service.readBarrier();
     } catch (error) {
@@ -341,11 +391,24 @@ class EtcdApi {
     }
   }
 
-  /** Proposes a write and waits for its outcome; an etcd error in the outcome becomes its gRPC status. */
-  private async write(command: Parameters<EtcdService['submit']>[0]): Promise<Extract<EtcdOutcome, { ok: true }>> {
+  /**
+   * Proposes a client's write, with the caller its token names, and waits for its outcome; an
+   * etcd error in the outcome becomes its gRPC status.
+   */
+  private async write(command: Parameters<EtcdService['submit']>[0], call: GrpcCall): Promise<Extract<EtcdOutcome, { ok: true }>> {
     let outcome: EtcdOutcome;
     try {
-      outcome = await this.service.submit(command);
+      outcome = await this.service.submit({ ...command, as: this.gate.caller(call) });
+    } catch (error) {
+      throw this.failure(error);
+    }
+    return this.succeeded(outcome);
+  }
+
+  async writeAuth(request: AuthRequest, caller: AuthCaller): Promise<{ revision: number }> {
+    let outcome: EtcdOutcome;
+    try {
+      outcome = await this.service.submit({ kind: 'auth', request, as: caller });
     } catch (error) {
       throw this.failure(error);
     }
@@ -354,11 +417,13 @@ class EtcdApi {
 
   /** An outcome's etcd error as its gRPC status. */
   private succeeded(outcome: EtcdOutcome): Extract<EtcdOutcome, { ok: true }> {
-    if (!outcome.ok) throw new GrpcStatusError(outcome.code === 'malformed' ? GrpcCode.internal : (mvccStatus[outcome.code] ?? GrpcCode.unknown), outcome.message);
+    if (!outcome.ok) throw new GrpcStatusError(outcome.code === 'malformed' ? GrpcCode.internal : statusOf(outcome.code), outcome.message);
     return outcome;
   }
 
-  private failure(error: unknown): Error {
+  failure(error: unknown): Error {
+    if (error instanceof GrpcStatusError) return error;
+    if (error instanceof AuthError) return new GrpcStatusError(authStatus[error.code], error.message);
     if (error instanceof MvccError) return new GrpcStatusError(mvccStatus[error.code] ?? GrpcCode.unknown, error.message);
     if (error instanceof EtcdRequestError) {
       if (error.code === 'too-many-requests') return new GrpcStatusError(GrpcCode.resourceExhausted, error.message);
@@ -370,7 +435,7 @@ class EtcdApi {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  private header(revision: number): GrpcMessage {
+  header(revision: number): GrpcMessage {
     const raft = this.service.replica.raft;
     return { cluster_id: this.options.clusterId, member_id: this.service.memberId, revision, raft_term: raft.isStopped() ? 0 : raft.status().term };
   }

@@ -51,6 +51,8 @@ import {
 } from './peer-codec.js';
 import { ETCD_GROUP_DIR, GROUP_DIR, ServerStorage, ZK_GROUP_DIR } from './storage.js';
 import { type EtcdMember, etcdServices } from './etcd-api.js';
+import { type EtcdAuthHost, etcdTokenTtlMs } from './etcd-auth.js';
+import { hashPassword, hmacSha256, sameBytes, verifyPassword } from '../platform/passwords.js';
 import { EtcdService } from '../etcd/service.js';
 import { etcdProtoFile, GrpcHost } from '../platform/grpc-host.js';
 import { readBytesFile } from '../platform/files.js';
@@ -319,6 +321,7 @@ export class FlotillaServer {
           clusterId: etcdClusterId(book.bootstrapVoters, config.clusterSecret),
           members: () => late.server?.etcdMembers() ?? [],
           dbSize: () => etcdStorage.sizeBytes(),
+          authHost: etcdAuthHost(config.clusterSecret),
         }),
       });
       const etcdPort = opened.etcdPort;
@@ -775,6 +778,12 @@ function openEtcd(
     logger.info({ revision: etcd.machine.store.revision }, 'etcd service recovered');
     return etcd;
   });
+}
+
+/** Auth's host side: scrypt for passwords, and tokens signed under a key derived from the cluster secret (the same on every member). */
+function etcdAuthHost(secret: string | Uint8Array): EtcdAuthHost {
+  const key = hmacSha256(Buffer.from(secret), Buffer.from('flotilla-etcd-auth-token'));
+  return { hashPassword, verifyPassword, sign: (payload) => hmacSha256(key, payload), sameBytes, wallClockMs, tokenTtlMs: etcdTokenTtlMs };
 }
 
 /** The header's cluster_id: the same on every member, derived from the bootstrap voters and the secret (which it does not reveal). */

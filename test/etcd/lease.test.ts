@@ -141,7 +141,8 @@ test('snapshot: the lease table travels with the store; a damaged snapshot is re
   const packr = new Packr({ useRecords: false, variableMapSize: true });
   const store = sm.store.snapshot();
   const refuse = (data: unknown, pattern: RegExp) => assert.throws(() => new EtcdStateMachine().restore(Uint8Array.from(packr.pack(data)), index(1)), pattern);
-  refuse([3, store, []], /unknown format 3/);
+  refuse([4, store, []], /unknown format 4/);
+  refuse([3, store, []], /3 fields, not 4/);
   refuse([2, store], /2 fields, not 3/);
   refuse([2, 'x', []], /store is not bytes/);
   refuse([2, store, [9, 60]], /carries lease 4503599627370496, which is not in the table/);
