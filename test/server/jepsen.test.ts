@@ -5,9 +5,10 @@
 // second set of writers proves no acknowledged write is lost.
 //
 // Peer connections run through one TCP proxy per directed link (member i dials member j at
-// proxy i→j), so the nemesis isolates a member by cutting its proxies: the members run
-// unchanged. The broken variant runs members with `--read-mode unsafe-local` (reads served
-// from a member's local state, no ReadIndex) and expects the checker to find the stale read.
+// proxy i→j; link-proxy.ts), so the nemesis isolates a member by cutting its proxies: the
+// members run unchanged. The broken variant runs members with `--read-mode unsafe-local`
+// (reads served from a member's local state, no ReadIndex) and expects the checker to find
+// the stale read.
 //
 // A run in which the nemesis did nothing would pass too, so the test also asserts that the
 // faults happened (issue 12, item 7): at least one kill -9 (the member died of SIGKILL) and
@@ -18,10 +19,10 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { check, describeResult, etcdModel, kvModel, type EtcdInput, type EtcdOutput, type KvInput, type KvOutput, type Operation } from '../../src/lincheck/index.js';
 import { ClientError, type FlotillaClient, OutcomeUnknownError } from '../../src/server/client.js';
 import { getText, sleep, TestCluster, waitFor, Writers } from './helpers.js';
+import { Proxies } from './link-proxy.js';
 
 const RUN_MS = Number(process.env['JEPSEN_RUN_MS'] ?? 30_000);
 const CLIENTS = 6;
@@ -42,95 +43,6 @@ const HEALED_PHASE_MS = 3_000;
  * slow election, and is far above the zero of a cluster that stood still.
  */
 const OPS_AFTER_FAULT_MIN = 20;
-
-/** A TCP forwarder for one directed peer link that the nemesis can cut and heal. */
-class LinkProxy {
-  private readonly sockets = new Set<Socket>();
-  private cut = false;
-  /** Connections this proxy destroyed or refused because it was cut: evidence of an isolation. */
-  cutConnections = 0;
-  private constructor(private readonly server: Server) {}
-
-  static start(targetPort: number): Promise<LinkProxy> {
-    return new Promise((resolve, reject) => {
-      const server = createServer();
-      const proxy = new LinkProxy(server);
-      server.on('connection', (inbound) => proxy.accept(inbound, targetPort));
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(proxy));
-    });
-  }
-
-  get port(): number {
-    return (this.server.address() as { port: number }).port;
-  }
-
-  setCut(cut: boolean): void {
-    this.cut = cut;
-    if (!cut) return;
-    // Each connection is two sockets here (inbound and outbound); count connections.
-    this.cutConnections += Math.ceil(this.sockets.size / 2);
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  close(): Promise<void> {
-    this.setCut(true);
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(inbound: Socket, targetPort: number): void {
-    if (this.cut) {
-      this.cutConnections++;
-      return void inbound.destroy();
-    }
-    const outbound = connect({ host: '127.0.0.1', port: targetPort });
-    for (const [from, to] of [
-      [inbound, outbound],
-      [outbound, inbound],
-    ] as const) {
-      this.sockets.add(from);
-      from.on('error', () => {});
-      from.on('close', () => {
-        this.sockets.delete(from);
-        to.destroy();
-      });
-      from.pipe(to);
-    }
-  }
-}
-
-class Proxies {
-  private readonly links = new Map<string, LinkProxy>();
-
-  static async start(cluster: TestCluster): Promise<Proxies> {
-    const proxies = new Proxies();
-    for (const from of cluster.ids) {
-      for (const to of cluster.ids) if (from !== to) proxies.links.set(`${from}>${to}`, await LinkProxy.start(cluster.peerPort(to)));
-    }
-    cluster.dialPort = (from, to) => proxies.links.get(`${from}>${to}`)!.port;
-    return proxies;
-  }
-
-  /** Cuts (or heals) every link to and from `id`. */
-  isolate(id: number, cut: boolean): void {
-    for (const [name, link] of this.links) if (name.split('>').includes(String(id))) link.setCut(cut);
-  }
-
-  /** Connections cut or refused so far, over all links. */
-  cutConnections(): number {
-    let count = 0;
-    for (const link of this.links.values()) count += link.cutConnections;
-    return count;
-  }
-
-  healAll(): void {
-    for (const link of this.links.values()) link.setCut(false);
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.links.values()].map((link) => link.close()));
-  }
-}
 
 interface History {
   kv: Operation<KvInput, KvOutput>[];
