@@ -50,6 +50,7 @@ interface ServerFlags {
   zkPort?: string;
   etcdPort?: string;
   zkTickMs?: string;
+  etcdWatchProgressNotifyMs?: string;
   zkSuperDigest?: string;
   join?: string;
   tlsCert?: string;
@@ -83,6 +84,7 @@ export function registerServer(program: Command): void {
     .option('--shards <layout>', 'also host the shard controller and sharded key/value groups: "ctrl=1,2,3;100=1,2,3;101=1,2,3" (group → member ids)')
     .option('--zk-port <port>', 'ZooKeeper client port (default 2181; 0: any free port)')
     .option('--etcd-port <port>', "etcd's v3 gRPC API (etcdctl, etcd clients; default 2379; 0: any free port)")
+    .option('--etcd-watch-progress-notify-ms <ms>', 'how often an idle etcd watch created with progress_notify hears the current revision (default 600000, as etcd)')
     .option('--zk-tick-ms <ms>', "ZooKeeper's tickTime: session timeouts are clamped to 2-20 ticks (default 2000)")
     .option('--zk-super-digest <id>', 'a ZooKeeper superuser, as user:base64(sha1(user:password))')
     .option('--tls-cert <file>', "this member's certificate (PEM): TLS on the peer, client and admin ports; it is also the client certificate shown to peers")
@@ -240,6 +242,7 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     zkPort: flags.zkPort,
     etcdPort: flags.etcdPort,
     zkTickMs: flags.zkTickMs,
+    etcdProgressNotifyMs: flags.etcdWatchProgressNotifyMs,
     zkSuperDigest: flags.zkSuperDigest,
     tlsCert: flags.tlsCert,
     tlsKey: flags.tlsKey,

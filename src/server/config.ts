@@ -46,6 +46,8 @@ export interface ServerConfig {
   readonly zkPort: number;
   /** The etcd v3 gRPC port (default 2379; 0: the OS picks). */
   readonly etcdPort: number;
+  /** How often an idle etcd watch created with progress_notify gets a progress notification (etcd: 10 minutes). */
+  readonly etcdProgressNotifyMs: number;
   /** ZooKeeper's tickTime: session timeouts are clamped to 2..20 ticks. */
   readonly zkTickMs: number;
   /** A digest id ("user:base64(sha1(user:password))") that is a ZooKeeper superuser, if any. */
@@ -85,6 +87,9 @@ export const configLimits = {
   requestTimeoutMsMax: 60_000,
   zkPortDefault: 2181,
   etcdPortDefault: 2379,
+  etcdProgressNotifyMsDefault: 600_000,
+  etcdProgressNotifyMsMin: 100,
+  etcdProgressNotifyMsMax: 86_400_000,
   zkTickMsDefault: 2000,
   zkTickMsMin: 10,
   zkTickMsMax: 60_000,
@@ -112,6 +117,7 @@ export interface ConfigInput {
   readMode?: unknown;
   zkPort?: unknown;
   etcdPort?: unknown;
+  etcdProgressNotifyMs?: unknown;
   zkTickMs?: unknown;
   zkSuperDigest?: unknown;
   tlsCert?: unknown;
@@ -145,6 +151,7 @@ const inputKeys: ReadonlySet<string> = new Set([
   'readMode',
   'zkPort',
   'etcdPort',
+  'etcdProgressNotifyMs',
   'zkTickMs',
   'zkSuperDigest',
   'tlsCert',
@@ -202,6 +209,10 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     readMode: readMode(merged.readMode),
     zkPort: merged.zkPort === undefined ? configLimits.zkPortDefault : port(merged.zkPort, 'zkPort'),
     etcdPort: merged.etcdPort === undefined ? configLimits.etcdPortDefault : port(merged.etcdPort, 'etcdPort'),
+    etcdProgressNotifyMs:
+      merged.etcdProgressNotifyMs === undefined
+        ? configLimits.etcdProgressNotifyMsDefault
+        : integerIn(merged.etcdProgressNotifyMs, 'etcdProgressNotifyMs', configLimits.etcdProgressNotifyMsMin, configLimits.etcdProgressNotifyMsMax),
     zkTickMs: merged.zkTickMs === undefined ? configLimits.zkTickMsDefault : integerIn(merged.zkTickMs, 'zkTickMs', configLimits.zkTickMsMin, configLimits.zkTickMsMax),
     zkSuperDigest: superDigest(merged.zkSuperDigest),
     ...tlsSettings(merged),
@@ -345,6 +356,7 @@ export function describeConfig(config: ServerConfig): object {
     readMode: config.readMode,
     zkPort: config.zkPort,
     etcdPort: config.etcdPort,
+    etcdProgressNotifyMs: config.etcdProgressNotifyMs,
     zkTickMs: config.zkTickMs,
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     ...(config.zkSecurePort === undefined ? {} : { zkSecurePort: config.zkSecurePort }),

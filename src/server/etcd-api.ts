@@ -3,7 +3,7 @@
 // and Go's clientv3 speak.
 //
 // Implemented: KV (Range, Put, DeleteRange, Txn, Compact), Watch, Lease (Grant, Revoke,
-// KeepAlive, TimeToLive, Leases), Maintenance (Status, HashKV), Cluster (MemberList), Auth
+// KeepAlive, TimeToLive, Leases), Maintenance (Status, HashKV, MoveLeader), Cluster (MemberList), Auth
 // (etcd-auth.ts: users, roles, permissions, tokens; every handler here checks the caller's
 // permissions as etcd does). Not yet: the rest of Maintenance and Cluster (they answer
 // UNIMPLEMENTED; src/etcd/README.md lists the gaps).
@@ -14,6 +14,7 @@
 // store's revision the answer reflects) and raft_term.
 
 import type { NodeId } from '../stdx/types.js';
+import type { Clock, Timer } from '../io/clock.js';
 import { type GrpcCall, GrpcCode, type GrpcMessage, type GrpcServiceHandlers, GrpcStatusError, type GrpcStream } from '../platform/grpc-host.js';
 import { type AuthCaller, AuthError, type AuthErrorCode, type AuthRequest } from '../etcd/auth.js';
 import { type EtcdApiCore, EtcdAuthGate, type EtcdAuthHost, etcdAuthService } from './etcd-auth.js';
@@ -58,7 +59,15 @@ export interface EtcdApiOptions {
   readonly dbSize: () => number;
   /** Password hashing, token signing and the wall clock, for Auth (etcd-auth.ts). */
   readonly authHost: EtcdAuthHost;
+  readonly clock: Clock;
+  /** How often an idle watch created with progress_notify hears the current revision (etcd: 10 minutes). */
+  readonly progressNotifyMs: number;
+  /** How long MoveLeader waits for the new leader. */
+  readonly requestTimeoutMs: number;
 }
+
+/** How often MoveLeader looks whether leadership has moved. */
+const moveLeaderPollMs = 20;
 
 // etcd's rpctypes errors (message, code), as clients match on them.
 const errors = {
@@ -128,7 +137,7 @@ export function etcdServices(options: EtcdApiOptions): Record<string, GrpcServic
       },
       streams: { LeaseKeepAlive: (stream) => api.leaseKeepAliveStream(stream) },
     },
-    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call) } },
+    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call) } },
     'etcdserverpb.Cluster': { unary: { MemberList: () => api.memberList() } },
     'etcdserverpb.Auth': etcdAuthService(api.gate, api),
   };
@@ -193,9 +202,24 @@ class EtcdApi implements EtcdApiCore {
   watchStream(stream: GrpcStream): (message: GrpcMessage) => void {
     const watches = new Map<number, () => void>();
     let nextId = 0;
+    // Watches created with progress_notify → whether events reached them since the last notification.
+    const progress = new Map<number, boolean>();
+    let progressTimer: Timer | undefined;
+    const scheduleProgress = () => {
+      progressTimer = this.options.clock.setTimer(this.options.progressNotifyMs, () => {
+        // etcd's progress notification: no events, the header at the current revision, to each idle watch.
+        for (const [id, busy] of progress) {
+          if (!busy) stream.write({ header: this.header(this.service.machine.store.revision), watch_id: id });
+          progress.set(id, false);
+        }
+        scheduleProgress();
+      });
+    };
     stream.onClose(() => {
       for (const cancel of watches.values()) cancel();
       watches.clear();
+      progress.clear();
+      progressTimer?.cancel();
     });
     return (message) => {
       if (message['request_union'] === 'create_request') {
@@ -224,6 +248,7 @@ class EtcdApi implements EtcdApiCore {
           if (revision < startRevision) return;
           const kept = events.filter((event) => !(event.type === 'put' ? filters.has('NOPUT') : filters.has('NODELETE')));
           if (kept.length === 0) return;
+          if (progress.has(id)) progress.set(id, true);
           stream.write({ header: this.header(revision), watch_id: id, events: kept.map((event) => watchEvent(event, prevKv)) });
         };
         const key = bytes(create['key']);
@@ -238,6 +263,10 @@ class EtcdApi implements EtcdApiCore {
           return;
         }
         watches.set(id, started.cancel);
+        if (create['progress_notify'] === true) {
+          progress.set(id, false);
+          if (progressTimer === undefined) scheduleProgress();
+        }
         stream.write({ header: this.header(started.revision), watch_id: id, created: true });
         ready = true;
         for (const [events, revision] of held) send(events, revision);
@@ -249,6 +278,7 @@ class EtcdApi implements EtcdApiCore {
         if (cancel === undefined) return;
         cancel();
         watches.delete(id);
+        progress.delete(id);
         stream.write({ header: this.header(this.service.machine.store.revision), watch_id: id, canceled: true });
         return;
       }
@@ -373,6 +403,33 @@ class EtcdApi implements EtcdApiCore {
     } catch (error) {
       throw this.failure(error);
     }
+  }
+
+  /**
+   * etcd's MoveLeader: asked of the etcd group's leader (else "not leader"), by a root once
+   * auth is on; hands leadership to a voter and answers once it has moved, or DEADLINE_EXCEEDED
+   * after requestTimeoutMs as etcd's ErrTimeoutLeaderTransfer.
+   */
+  async moveLeader(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
+    const target = int64(r['targetID'], 'targetID');
+    try {
+      this.gate.checkAdmin(call);
+    } catch (error) {
+      throw this.failure(error);
+    }
+    const raft = this.service.replica.raft;
+    if (raft.isStopped() || raft.status().leader !== this.service.memberId) throw new GrpcStatusError(GrpcCode.failedPrecondition, 'etcdserver: not leader');
+    if (target === this.service.memberId) return { header: this.header(this.service.machine.store.revision) };
+    if (!raft.core.membership.voters.includes(target as NodeId) || !raft.transferLeadership(target as NodeId)) {
+      throw new GrpcStatusError(GrpcCode.failedPrecondition, 'etcdserver: bad leader transferee');
+    }
+    const clock = this.options.clock;
+    const deadline = clock.nowMs() + this.options.requestTimeoutMs;
+    while (raft.isStopped() || raft.status().leader !== target) {
+      if (clock.nowMs() >= deadline) throw new GrpcStatusError(GrpcCode.deadlineExceeded, 'etcdserver: request timed out, leader transfer took too long');
+      await new Promise<void>((resolve) => clock.setTimer(moveLeaderPollMs, resolve));
+    }
+    return { header: this.header(this.service.machine.store.revision) };
   }
 
   async memberList(): Promise<GrpcMessage> {

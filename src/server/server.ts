@@ -322,6 +322,9 @@ export class FlotillaServer {
           members: () => late.server?.etcdMembers() ?? [],
           dbSize: () => etcdStorage.sizeBytes(),
           authHost: etcdAuthHost(config.clusterSecret),
+          clock,
+          progressNotifyMs: config.etcdProgressNotifyMs,
+          requestTimeoutMs: config.requestTimeoutMs,
         }),
       });
       const etcdPort = opened.etcdPort;

@@ -9,12 +9,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dirname } from 'node:path';
-import { type ChannelCredentials, type ClientDuplexStream, credentials, loadPackageDefinition, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { etcdProtoFile } from '../../src/platform/grpc-host.js';
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { TestCluster, waitFor } from '../server/helpers.js';
 import { etcdctl, etcdSkipReason, normalized, RealEtcd } from './etcdctl.js';
+import { call, type Services, services } from './grpc.js';
 
 interface Step {
   readonly args: readonly string[];
@@ -132,38 +130,6 @@ test('auth differential: the same etcdctl users, roles, permissions and requests
 });
 
 // ---- Tokens, watches and persistence, through gRPC directly (so the token can go to another member) ----
-
-type Callback = (error: ServiceError | null, reply: Record<string, unknown>) => void;
-type Unary = (request: object, metadata: Metadata, callback: Callback) => void;
-interface Services {
-  readonly auth: Record<string, Unary>;
-  readonly kv: Record<string, Unary>;
-  readonly watch: { Watch(metadata: Metadata): ClientDuplexStream<object, Record<string, unknown>> };
-  close(): void;
-}
-
-function services(endpoint: string): Services {
-  const definition = loadSync(etcdProtoFile(), { includeDirs: [dirname(etcdProtoFile())], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const pb = (loadPackageDefinition(definition) as unknown as Record<string, Record<string, new (address: string, credentials: ChannelCredentials) => never>>)['etcdserverpb']!;
-  const make = (name: string) => new pb[name]!(endpoint, credentials.createInsecure()) as Record<string, Unary> & { close(): void };
-  const auth = make('Auth');
-  const kv = make('KV');
-  const watch = make('Watch') as unknown as Services['watch'] & { close(): void };
-  return {
-    auth,
-    kv,
-    watch,
-    close: () => {
-      for (const client of [auth, kv, watch]) client.close();
-    },
-  };
-}
-
-function call(client: Record<string, Unary>, method: string, request: object, token?: string): Promise<Record<string, unknown>> {
-  const metadata = new Metadata();
-  if (token !== undefined) metadata.set('token', token);
-  return new Promise((resolve, reject) => client[method]!.call(client, request, metadata, (error, reply) => (error === null ? resolve(reply) : reject(error))));
-}
 
 test('auth tokens work at every member and a forged one is refused; a watch the user may not read is cancelled at once; users, roles and the enabled flag survive kill -9 of every member', {
   timeout: 120_000,

@@ -1,0 +1,75 @@
+// etcd's MoveLeader through etcdctl, and watch progress notifications, on real `flotilla
+// server` processes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { TestCluster, waitFor } from '../server/helpers.js';
+import { etcdctl, etcdSkipReason } from './etcdctl.js';
+import { call, services } from './grpc.js';
+
+interface StatusRow {
+  readonly Endpoint: string;
+  readonly Status: { readonly header: { readonly member_id: number }; readonly leader: number };
+}
+
+async function leaderOf(endpoints: readonly string[]): Promise<number> {
+  const status = await etcdctl(endpoints.join(','), ['endpoint', 'status', '-w', 'json']);
+  assert.equal(status.code, 0, status.stderr);
+  const rows = JSON.parse(status.stdout) as StatusRow[];
+  const leaders = new Set(rows.map((row) => row.Status.leader));
+  assert.equal(leaders.size, 1, `the members name one leader: ${status.stdout}`);
+  return [...leaders][0]!;
+}
+
+test('etcdctl move-leader hands the etcd group to the member named (in hex, as etcd ids are); a follower asked says "not leader"; an unknown member is refused', { timeout: 90_000 }, async (t) => {
+  const skip = etcdSkipReason();
+  if (skip !== undefined) return t.skip(skip);
+  const cluster = await TestCluster.start(t, 3);
+  const endpoints = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`);
+  await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(endpoints.join(','), ['endpoint', 'health'])).code === 0 ? true : undefined));
+  const before = await leaderOf(endpoints);
+  const target = cluster.ids.find((id) => id !== before)!;
+  const moved = await etcdctl(endpoints.join(','), ['move-leader', target.toString(16)]);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stdout, new RegExp(`Leadership transferred from ${before.toString(16)} to ${target.toString(16)}`));
+  assert.equal(await leaderOf(endpoints), target);
+  // Straight to a follower (etcdctl always finds the leader first): etcd's "not leader".
+  const follower = services(endpoints[cluster.ids.indexOf(before)]!);
+  t.after(() => follower.close());
+  await assert.rejects(
+    call(follower.maintenance, 'MoveLeader', { targetID: String(before) }),
+    (error: ServiceError) => error.code === status.FAILED_PRECONDITION && error.details === 'etcdserver: not leader',
+  );
+  const leader = services(endpoints[cluster.ids.indexOf(target)]!);
+  t.after(() => leader.close());
+  await assert.rejects(call(leader.maintenance, 'MoveLeader', { targetID: '99' }), (error: ServiceError) => error.details === 'etcdserver: bad leader transferee');
+  // Writes go on under the new leader.
+  const put = await etcdctl(endpoints.join(','), ['put', 'after-move', 'v']);
+  assert.equal(put.code, 0, put.stderr);
+});
+
+test('a watch created with progress_notify hears the current revision while idle (also after events); one without progress_notify never does', { timeout: 60_000 }, async (t) => {
+  const cluster = await TestCluster.create(t, 3);
+  cluster.extraArgs = ['--etcd-watch-progress-notify-ms', '300'];
+  await Promise.all(cluster.ids.map((id) => cluster.startMember(id)));
+  const endpoints = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`);
+  await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(endpoints.join(','), ['endpoint', 'health'])).code === 0 ? true : undefined));
+  const grpc = services(endpoints[0]!);
+  t.after(() => grpc.close());
+  const stream = grpc.watch.Watch(new Metadata());
+  t.after(() => stream.cancel());
+  const replies: Array<{ watch_id: string; events: unknown[]; created: boolean; header: { revision: string } }> = [];
+  stream.on('data', (reply: (typeof replies)[number]) => replies.push(reply));
+  stream.on('error', () => {});
+  stream.write({ create_request: { key: Buffer.from('p'), range_end: Buffer.from('q'), progress_notify: true, watch_id: 1 } });
+  stream.write({ create_request: { key: Buffer.from('z'), watch_id: 2 } }); // no progress_notify: never notified
+  const progressOf = (id: string) => replies.filter((r) => r.watch_id === id && !r.created && r.events.length === 0);
+  await waitFor('two progress notifications', 10_000, () => (progressOf('1').length >= 2 ? true : undefined));
+  assert.equal(progressOf('2').length, 0, 'a watch without progress_notify is never notified');
+  await call(grpc.kv, 'Put', { key: Buffer.from('p1'), value: Buffer.from('v') });
+  await waitFor('the put and then a notification at its revision', 10_000, () => {
+    const put = replies.findIndex((r) => r.watch_id === '1' && r.events.length === 1);
+    return put >= 0 && replies.slice(put + 1).some((r) => r.watch_id === '1' && r.events.length === 0 && Number(r.header.revision) >= Number(replies[put]!.header.revision)) ? true : undefined;
+  });
+});
