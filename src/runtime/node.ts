@@ -282,13 +282,26 @@ export class RaftNode {
   private async runReadyLoop(): Promise<void> {
     while (!this.stopped && this.core.hasReady()) {
       const ready = this.core.ready();
+      let messages = ready.messages;
       if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
+        // A leader's appends and heartbeats go out BEFORE its own write (Raft thesis §10.2.1),
+        // so the followers' fsyncs overlap the leader's: a write waits for the slower of the
+        // two, not their sum. Safe because they depend on nothing this Ready persists (the
+        // leader's term and vote were made durable before it could win; the commit index they
+        // carry needs a durable quorum) and because the core counts the leader's own entries
+        // toward that quorum only once advance() says they are durable. Everything else — a
+        // vote, an append response — still waits for the disk.
+        const early = messages.filter((message) => message.type === 'App' || message.type === 'Heartbeat');
+        if (early.length > 0) {
+          for (const message of early) this.options.transport.send(message.to, message);
+          messages = messages.filter((message) => message.type !== 'App' && message.type !== 'Heartbeat');
+        }
         // Planted bug (tests only): the vote never reaches the disk.
         const hardState = ready.hardState !== undefined && this.options.config.unsafe?.forgetVote === true ? { ...ready.hardState, vote: nodeId(0) } : ready.hardState;
         await this.options.storage.save({ entries: ready.entries, hardState, snapshot: ready.snapshot });
         if (this.stopped) return;
       }
-      for (const message of ready.messages) this.options.transport.send(message.to, message);
+      for (const message of messages) this.options.transport.send(message.to, message);
       this.applying = true;
       try {
         if (ready.snapshot !== undefined && ready.applySnapshot) this.options.restore?.(ready.snapshot);
