@@ -5,6 +5,8 @@ import { runSimulation, type SimResult } from '../testbed/raft-sim.js';
 import { realClock } from '../platform/clock.js';
 import { yieldToHost } from '../platform/host.js';
 import { setExitCode, writeOut } from '../platform/process.js';
+import { writeTextFile } from '../platform/files.js';
+import { renderReplayHtml } from '../testbed/replay-html.js';
 
 const unsafeVariants = {
   'vote-without-log-check': { grantVoteWithoutLogCheck: true },
@@ -26,7 +28,9 @@ export function registerSim(program: Command): void {
     .option('--start <n>', 'first seed of a --seeds run', parseInteger, 1)
     .option('--unsafe <variant>', `a deliberately broken Raft: ${Object.keys(unsafeVariants).join(', ')}`)
     .option('-v, --verbose', 'print every seed')
-    .action(async (options: { seed?: number; seeds?: number; start: number; unsafe?: string; verbose?: boolean }) => {
+    .option('--html <file>', 'with --seed: write a step-by-step replay of the run to this HTML file (open it in a browser)')
+    .action(async (options: { seed?: number; seeds?: number; start: number; unsafe?: string; verbose?: boolean; html?: string }) => {
+      if (options.html !== undefined && options.seed === undefined) throw new Error('--html replays one run: give it a --seed');
       let unsafe: (typeof unsafeVariants)[keyof typeof unsafeVariants] | undefined;
       if (options.unsafe !== undefined) {
         if (!(options.unsafe in unsafeVariants)) throw new Error(`unknown --unsafe variant "${options.unsafe}"`);
@@ -36,8 +40,12 @@ export function registerSim(program: Command): void {
       const started = realClock.nowMs();
       let failed = 0;
       for (const seed of seeds) {
-        const result = await runSimulation({ seed, yieldToHost, ...(unsafe ? { unsafe } : {}) });
+        const result = await runSimulation({ seed, yieldToHost, ...(unsafe ? { unsafe } : {}), record: options.html !== undefined });
         if (!result.ok) failed++;
+        if (options.html !== undefined && result.recording !== undefined) {
+          writeTextFile(options.html, renderReplayHtml(result.recording));
+          writeOut(`replay of seed ${seed} (${result.recording.events.length} steps) written to ${options.html}\n`);
+        }
         if (!result.ok || options.verbose === true || seeds.length === 1) writeOut(formatResult(result, options.unsafe));
       }
       const seconds = ((realClock.nowMs() - started) / 1000).toFixed(1);

@@ -17,6 +17,7 @@ import { MemoryStorage } from '../runtime/memory-storage.js';
 import type { RaftStorage } from '../runtime/storage.js';
 import type { Clock } from '../io/clock.js';
 import { SafetyChecker } from './safety.js';
+import type { SimRecorder } from './sim-recorder.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -43,6 +44,8 @@ export interface ClusterOptions {
    * incarnation's unfinished save is lost, as an unsynced write is.
    */
   readonly saveDelayMsMax?: number;
+  /** Records the run for a replay (sim-recorder.ts): states, messages, faults, the first violation. */
+  readonly recorder?: SimRecorder;
   /** Overrides of the Raft configuration (chunk size, read mode, no-op on election). */
   readonly raft?: Partial<Pick<RaftConfig, 'snapshotChunkBytes' | 'readMode' | 'noopOnElection' | 'checkQuorum' | 'electionTicks'>>;
 }
@@ -149,6 +152,7 @@ export class RaftCluster {
   // ---- Crash, restart, connect (crash1, start1, connect, disconnect) ----------------------
 
   crash1(i: number): void {
+    if (this.nodes[i] !== undefined) this.options.recorder?.fault('down', i + 1);
     const work = this.paused[i];
     this.paused[i] = undefined;
     this.disconnect(i);
@@ -182,6 +186,7 @@ export class RaftCluster {
       tickMs,
       transport: {
         send: (to, message) => {
+          this.options.recorder?.send(id, to, message);
           this.sentByType.set(message.type, (this.sentByType.get(message.type) ?? 0) + 1);
           if (message.type === 'AppResp' && message.reject) this.rejectedAppends++;
           this.network.send(id, to, message);
@@ -190,14 +195,24 @@ export class RaftCluster {
       storage: this.slowed(i, this.storages[i]!),
       apply: (entry) => this.applied(i, entry),
       restore: (snapshot) => this.restored(i, snapshot.meta.index, snapshot.data),
-      observer: (raftNode, ready) => this.checker.observe(raftNode, ready),
+      observer: (raftNode, ready) => {
+        this.checker.observe(raftNode, ready);
+        const recorder = this.options.recorder;
+        if (recorder === undefined) return;
+        recorder.observe(i + 1, raftNode);
+        const violation = this.checker.firstViolation();
+        if (violation !== undefined) recorder.violation(violation);
+      },
       onFatal: (error) => {
         this.applyError ??= `server ${i} failed: ${String(error)}`;
       },
     });
     this.nodes[i] = node;
+    this.options.recorder?.fault('up', i + 1);
+    this.options.recorder?.observe(i + 1, node);
     this.network.attach(id, (message) =>
       this.whenAwake(i, 'messages', () => {
+        this.options.recorder?.deliver(i + 1, message);
         if (message.type === 'Vote' && this.interceptVoteRequest?.(i, message) === true) return;
         node.receive(message);
       }),
@@ -210,6 +225,7 @@ export class RaftCluster {
    */
   pause(i: number, ms: number): void {
     if (this.nodes[i] === undefined || this.paused[i] !== undefined) return;
+    this.options.recorder?.fault('pause', i + 1, `${ms} ms`);
     const work: PausedWork = { timers: [], reads: [], messages: [] };
     this.paused[i] = work;
     this.scheduler.after(ms, () => {
@@ -269,11 +285,13 @@ export class RaftCluster {
   }
 
   connect(i: number): void {
+    if (this.connected[i] !== true) this.options.recorder?.fault('heal', i + 1);
     this.connected[i] = true;
     this.network.connect(this.ids[i]!);
   }
 
   disconnect(i: number): void {
+    if (this.connected[i] === true) this.options.recorder?.fault('cut', i + 1);
     this.connected[i] = false;
     this.network.disconnect(this.ids[i]!);
   }

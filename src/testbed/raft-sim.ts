@@ -20,6 +20,7 @@ import type { YieldToHost } from '../sim/scheduler.js';
 import type { RaftConfig } from '../raft/config.js';
 import { check, registerModel, type Operation, type RegisterInput, type RegisterOutput } from '../lincheck/index.js';
 import { RaftCluster, TestFailure, electionTimeoutMs } from './raft-cluster.js';
+import { type Recording, SimRecorder } from './sim-recorder.js';
 
 /** Virtual length of the fault phase. Leader hunting needs longer: each round waits out an election. */
 export const faultPhaseMsDefault = 8000;
@@ -35,6 +36,8 @@ export interface SimOptions {
   readonly faultPhaseMs?: number;
   /** Fixes some of the fault settings instead of drawing them from the seed. */
   readonly settings?: Partial<FaultSettings>;
+  /** Record the run for a replay (`flotilla sim --seed N --html FILE`). */
+  readonly record?: boolean;
 }
 
 export interface SimResult {
@@ -49,6 +52,8 @@ export interface SimResult {
   readonly reads: number;
   /** Pauses that ran to their end (0 unless the pause fault is on). */
   readonly pauses: number;
+  /** The run step by step, if options.record. */
+  readonly recording?: Recording;
 }
 
 export interface FaultSettings {
@@ -148,7 +153,11 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const prng = new Prng(options.seed);
   const drawn = { ...drawSettings(prng.fork()), ...options.settings };
   const settings = drawn.leaderHunting ? { ...drawn, membership: false } : drawn;
+  // The recorder reads the cluster's virtual clock, which exists only once the cluster does.
+  let now = () => 0;
+  const recorder = options.record === true ? new SimRecorder(() => now()) : undefined;
   const cluster = new RaftCluster(slotCount, {
+    ...(recorder === undefined ? {} : { recorder }),
     seed: prng.nextUint32(),
     unreliable: settings.unreliable,
     yieldToHost: options.yieldToHost,
@@ -167,6 +176,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     },
     ...(options.unsafe ? { unsafe: options.unsafe } : {}),
   });
+  now = () => cluster.scheduler.nowMs;
   const history = new History();
   let failure: string | undefined;
   let committed = 0;
@@ -198,6 +208,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     virtualMs: cluster.scheduler.nowMs,
     reads: history.reads.length,
     pauses: cluster.pausesCompleted,
+    ...(recorder === undefined ? {} : { recording: recorder.finish(options.seed, slotCount, describeSettings(settings), failure) }),
   };
 }
 
