@@ -176,10 +176,14 @@ export function checkListAppend(history: readonly Txn[]): CheckResult {
   const addEdge = (from: number, to: number, type: EdgeType) => {
     if (from === to) return;
     let out = graph.get(from);
-    if (out === undefined) graph.set(from, (out = new Map()));
+    if (out === undefined) {
+      out = new Map();
+      graph.set(from, out);
+    }
     let types = out.get(to);
     if (types === undefined) {
-      out.set(to, (types = new Set()));
+      types = new Set();
+      out.set(to, types);
       edgeCount++;
     }
     types.add(type);

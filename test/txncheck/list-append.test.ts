@@ -141,7 +141,10 @@ function runModel(options: ModelOptions): Txn[] {
   const locks = new Map<string, { shared: Set<number>; exclusive: number | undefined }>();
   const lockOf = (key: string) => {
     let lock = locks.get(key);
-    if (lock === undefined) locks.set(key, (lock = { shared: new Set(), exclusive: undefined }));
+    if (lock === undefined) {
+      lock = { shared: new Set(), exclusive: undefined };
+      locks.set(key, lock);
+    }
     return lock;
   };
   const history: Txn[] = [];
