@@ -17,6 +17,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
   kv: { summary: 'read and write the key/value service of a running cluster', load: async () => (await import('./kv.js')).registerKv },
   shard: { summary: "drive a sharded cluster's shard controller (join, leave, move, query)", load: async () => (await import('./shard.js')).registerShard },
   zk: { summary: 'read, write and watch znodes on a ZooKeeper-compatible server', load: async () => (await import('./zk.js')).registerZk },
+  craq: { summary: 'CRAQ chain nodes (chain replication with apportioned queries, membership in ZooKeeper) and a client', load: async () => (await import('./craq.js')).registerCraq },
   debug: { summary: "ask a running cluster about itself (its members' admin ports)", load: async () => (await import('./debug.js')).registerDebug },
   member: { summary: "list and change a running cluster's members (every Raft group)", load: async () => (await import('./member.js')).registerMember },
   snapshot: { summary: 'back up a running member, and seed a new cluster from a backup', load: async () => (await import('./snapshot.js')).registerSnapshot },
