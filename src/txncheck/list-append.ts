@@ -1,6 +1,6 @@
 // A checker for transactional histories of the list-append workload, after Elle (Kingsbury
-// and Alvaro, VLDB 2020), written here from the paper's ideas (docs: ../shared/reference/
-// elle-transactions.md; Elle's code is not ported).
+// and Alvaro, "Elle: Inferring Isolation Anomalies from Experimental Observations", VLDB
+// 2020, arXiv:2003.10554), written here from the paper's ideas (Elle's code is not ported).
 //
 // Each transaction appends unique values to some keys and reads whole lists of others. Since
 // every value is appended once, a read of [1, 2, 3] proves the key went through [], [1],
