@@ -323,6 +323,8 @@ function describeCluster(data: string, members: readonly Member[], sharded: bool
     `Flotilla: a local cluster of ${members.length} members is running${running < members.length ? ` (${running} of them serving)` : ''} (data and logs in ${data}).`,
     ...rows,
     '',
+    `Dashboard: http://${host}:${members[0]!.ports.admin}/   (live view of every group; each member's admin port serves one)`,
+    '',
     `Try (\`flotilla\` is ${bin === undefined ? 'bin/flotilla in the checkout' : `${bin}/flotilla`}: put that folder on PATH, or run \`npm link\` once; see README.md):`,
     ...(bin === undefined ? [] : [`  export PATH="${bin}:$PATH"`]),
     `  curl -s ${admin}/status`,

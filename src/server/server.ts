@@ -30,7 +30,9 @@ import { processId } from '../platform/process.js';
 import { adminApp } from './admin.js';
 import { type BackupGroup, encodeBackup } from './backup.js';
 import { decodeAddressBook, encodeAddressBook, type GroupName, groupNames, type MemberAction, MemberError, MembershipAdmin, membershipLimits } from './membership.js';
-import { postJson } from '../platform/http-get.js';
+import { getJson, postJson } from '../platform/http-get.js';
+import { dashboardAsset } from '../platform/dashboard-assets.js';
+import { DashboardFeed, describeGroup } from './dashboard.js';
 import { ensureDirectory, fileExists, readTextFile as readTextFileAsync } from '../platform/server-files.js';
 import { writeFileDurably } from '../platform/files.js';
 import { ClientHandler } from './client-handler.js';
@@ -129,6 +131,7 @@ export class FlotillaServer {
   /** Every member's peer address, this one's included: --peers, then what the log added (membership.ts). */
   private readonly peerAddresses: Map<NodeId, Address>;
   readonly membership: MembershipAdmin;
+  readonly dashboard: DashboardFeed;
 
   private constructor(
     private readonly config: ServerConfig,
@@ -164,6 +167,24 @@ export class FlotillaServer {
       peerStats: () => parts.transport.stats(),
       walSyncs: () => parts.storage.syncCount() + parts.zkStorage.syncCount() + parts.etcdStorage.syncCount() + (parts.shards?.walStats().flushCount ?? 0),
       clientConnections: () => parts.clientPort.connectionCount(),
+    });
+    this.dashboard = new DashboardFeed({
+      self: config.id,
+      clock,
+      local: () => ({
+        id: config.id,
+        pid: processId(),
+        groups: [
+          describeGroup('kv', RAFT_GROUP_ID, parts.replica.raft),
+          describeGroup('zk', ZK_RAFT_GROUP_ID, parts.zk.replica.raft),
+          describeGroup('etcd', ETCD_RAFT_GROUP_ID, parts.etcd.replica.raft),
+        ],
+      }),
+      members: () => {
+        const connected = new Set(parts.transport.connectedPeers());
+        return [...this.peerAddresses.keys()].map((id) => ({ id, admin: this.formatKnown(this.members.get(id)?.admin) ?? undefined, connected: id === config.id || connected.has(id) }));
+      },
+      fetchView: (admin, timeoutMs) => getJson(`${parts.tls === undefined ? 'http' : 'https'}://${admin}/dashboard/member`, timeoutMs, parts.tls?.clientTls()),
     });
   }
 
@@ -354,6 +375,12 @@ export class FlotillaServer {
         backup: () => server.backup(),
         members: () => server.membership.describe(),
         changeMembers: (body) => server.changeMembers(body),
+        dashboard: {
+          asset: dashboardAsset,
+          member: () => server.dashboard.member(),
+          snapshot: () => server.dashboard.snapshot(),
+          subscribe: (subscriber) => server.dashboard.subscribe(subscriber),
+        },
       });
       late.server = server;
       server.registerSelf();
@@ -430,6 +457,7 @@ export class FlotillaServer {
     this.stopping = true;
     this.logger.info({ reason }, 'shutting down');
     this.infoTimer?.cancel();
+    this.dashboard.stop();
     this.handler.stopAccepting();
     this.parts.clientPort.stopAccepting();
     this.parts.zkFront.stopAccepting();
