@@ -7,28 +7,19 @@
 // On CI a missing chromium is a failure; elsewhere the test is skipped with the reason.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { putEventually, TestCluster, waitFor } from '../server/helpers.js';
+import { CHROMIUM_PATH, chromiumSkipReason } from './chromium.js';
 
-export const CHROMIUM_PATH = '/usr/bin/chromium';
 /** Everything the test does, browser start included, within this. */
 const TEST_TIMEOUT_MS = 150_000;
 /** "Within a few seconds": the election itself takes 1–2.5 s at the tests' 100 ms tick, the page updates once a second. */
 const NEW_LEADER_SHOWN_MS_MAX = 10_000;
 const GROUPS = ['kv', 'zk', 'etcd'] as const;
-
-/** undefined if chromium is installed; on CI its absence is a failure, not a skip. */
-export function chromiumSkipReason(): string | undefined {
-  if (existsSync(CHROMIUM_PATH)) return undefined;
-  const reason = `chromium not installed: need ${CHROMIUM_PATH} (apt-get install chromium)`;
-  if (process.env['CI'] !== undefined && process.env['CI'] !== '') throw new Error(`${reason}; CI must install it, so this is a failure, not a skip`);
-  return reason;
-}
 
 interface GroupOnPage {
   leader: number;
