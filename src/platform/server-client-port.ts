@@ -80,6 +80,8 @@ class SocketConnection implements FramedConnection {
   readonly remote: string;
   private readonly decoder: FrameDecoder;
   private open = true;
+  /** Writes are held (socket.cork) until the end of this turn; see send(). */
+  private corked = false;
   /** Whether the first four bytes were looked at (for rawWords). */
   private preambleChecked = false;
 
@@ -112,12 +114,31 @@ class SocketConnection implements FramedConnection {
       this.close(`the peer left more than outputBytesMax (${this.limits.outputBytesMax}) bytes unread`);
       return false;
     }
+    // Every frame sent in one turn of the event loop leaves in one write (one syscall): a Ready
+    // applied at once answers many requests, and a client with many calls in flight sends them
+    // together. Corked until the loop's check phase (setImmediate): replies come from promise
+    // continuations, which run after process.nextTick callbacks, so nextTick would uncork
+    // after the first reply of the turn.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => this.flush());
+    }
     this.socket.write(encodeFrame(body));
     return true;
   }
 
+  /** Lets the corked frames go (send()). */
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
   close(reason?: string): void {
     if (!this.open) return;
+    // A last frame sent just before closing (a refusal, an expired session) still leaves.
+    this.flush();
     this.open = false;
     if (reason !== undefined) this.logger?.warn({ port: this.name, remote: this.remote, reason }, `closed a ${this.name} connection`);
     this.socket.destroy();
