@@ -11,12 +11,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { TestCluster, waitFor } from '../server/helpers.js';
-import { etcdctl, etcdSkipReason, normalized, RealEtcd } from './etcdctl.js';
+import { assertSameAnswers, type DifferentialStep, etcdctl, etcdSkipReason, RealEtcd } from './etcdctl.js';
 import { call, type Services, services } from './grpc.js';
 
-interface Step {
-  readonly args: readonly string[];
-}
+type Step = DifferentialStep;
 
 const root = ['--user', 'root:rootpw'];
 const alice = ['--user', 'alice:alicepw'];
@@ -85,16 +83,6 @@ const script: readonly Step[] = [
   { args: ['user', 'list'] },
 ];
 
-/** The etcdctl error line ("Error: etcdserver: ..."), without the client's retry chatter. */
-function errorLine(stderr: string): string {
-  return (
-    stderr
-      .split('\n')
-      .filter((line) => line.startsWith('Error:'))
-      .join('\n') || stderr.trim()
-  );
-}
-
 /** `user passwd --interactive=false` reads the new password from standard input. */
 const inputFor = (step: Step) => (step.args[1] === 'passwd' ? 'newpw\n' : '');
 
@@ -106,27 +94,11 @@ test('auth differential: the same etcdctl users, roles, permissions and requests
   const cluster = await TestCluster.start(t, 3);
   const flotilla = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`).join(',');
   await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(flotilla, ['endpoint', 'health'])).code === 0 ? true : undefined));
-  const differences: string[] = [];
-  for (const step of script) {
-    const args = [...step.args, '-w', 'json'];
-    const [expected, actual] = [await etcdctl(real.endpoint, args, inputFor(step)), await etcdctl(flotilla, args, inputFor(step))];
-    const what = `etcdctl ${step.args.join(' ')}`;
-    if (expected.code !== actual.code) {
-      differences.push(`${what}: exit ${actual.code}, etcd ${expected.code}\n  flotilla: ${actual.stdout}${errorLine(actual.stderr)}\n  etcd:     ${expected.stdout}${errorLine(expected.stderr)}`);
-      continue;
-    }
-    if (expected.code !== 0) {
-      if (errorLine(expected.stderr) !== errorLine(actual.stderr)) differences.push(`${what}: error\n  flotilla: ${errorLine(actual.stderr)}\n  etcd:     ${errorLine(expected.stderr)}`);
-      continue;
-    }
-    const [want, got] = [normalized(expected.stdout), normalized(actual.stdout)];
-    try {
-      assert.deepStrictEqual(got, want);
-    } catch {
-      differences.push(`${what}:\n  flotilla: ${JSON.stringify(got)}\n  etcd:     ${JSON.stringify(want)}`);
-    }
-  }
-  assert.deepEqual(differences, [], `${differences.length} of ${script.length} commands differ:\n${differences.join('\n')}`);
+  await assertSameAnswers(
+    script.map((step) => ({ ...step, input: inputFor(step) })),
+    real.endpoint,
+    flotilla,
+  );
 });
 
 // ---- Tokens, watches and persistence, through gRPC directly (so the token can go to another member) ----

@@ -9,12 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { sleep, TestCluster, waitFor } from '../server/helpers.js';
-import { ETCDCTL_PATH, etcdctl, etcdSkipReason, normalized, RealEtcd } from './etcdctl.js';
+import { assertSameAnswers, type DifferentialStep, ETCDCTL_PATH, etcdctl, etcdSkipReason, RealEtcd } from './etcdctl.js';
 
-interface Step {
-  readonly args: readonly string[];
-  readonly input?: string;
-}
+type Step = DifferentialStep;
 
 const txnSuccess = 'value("a") = "3"\n\nput a 5\nget b\n\nput a never\n\n';
 const txnFailure = 'mod("b") > "100"\nversion("a") = "2"\n\nput a never\n\nput b failed\nget a --prefix\n\n';
@@ -56,16 +53,6 @@ const script: readonly Step[] = [
   { args: ['get', 'a', '--prefix', '--rev', '0'] },
 ];
 
-/** The etcdctl error line ("Error: etcdserver: ..."), without the client's retry chatter. */
-function errorLine(stderr: string): string {
-  return (
-    stderr
-      .split('\n')
-      .filter((line) => line.startsWith('Error:'))
-      .join('\n') || stderr.trim()
-  );
-}
-
 test('differential: the same etcdctl commands give the same answers from a real etcd 3.4 and from Flotilla', { timeout: 180_000 }, async (t) => {
   const skip = etcdSkipReason();
   if (skip !== undefined) return t.skip(skip);
@@ -74,27 +61,7 @@ test('differential: the same etcdctl commands give the same answers from a real 
   const cluster = await TestCluster.start(t, 3);
   const flotilla = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`).join(',');
   await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(flotilla, ['endpoint', 'health'])).code === 0 ? true : undefined));
-  const differences: string[] = [];
-  for (const step of script) {
-    const args = [...step.args, '-w', 'json'];
-    const [expected, actual] = [await etcdctl(real.endpoint, args, step.input), await etcdctl(flotilla, args, step.input)];
-    const what = `etcdctl ${step.args.join(' ')}`;
-    if (expected.code !== actual.code) {
-      differences.push(`${what}: exit ${actual.code}, etcd ${expected.code}\n  flotilla: ${actual.stdout}${errorLine(actual.stderr)}\n  etcd:     ${expected.stdout}${errorLine(expected.stderr)}`);
-      continue;
-    }
-    if (expected.code !== 0) {
-      if (errorLine(expected.stderr) !== errorLine(actual.stderr)) differences.push(`${what}: error\n  flotilla: ${errorLine(actual.stderr)}\n  etcd:     ${errorLine(expected.stderr)}`);
-      continue;
-    }
-    const [want, got] = [normalized(expected.stdout), normalized(actual.stdout)];
-    try {
-      assert.deepStrictEqual(got, want);
-    } catch {
-      differences.push(`${what}:\n  flotilla: ${JSON.stringify(got)}\n  etcd:     ${JSON.stringify(want)}`);
-    }
-  }
-  assert.deepEqual(differences, [], `${differences.length} of ${script.length} commands differ:\n${differences.join('\n')}`);
+  await assertSameAnswers(script, real.endpoint, flotilla);
 });
 
 test('member list and endpoint status name the three members; status says who leads', { timeout: 60_000 }, async (t) => {

@@ -2,6 +2,7 @@
 // etcdctl against any endpoints, start a throwaway etcd on free ports, normalize JSON output
 // so that Flotilla's and etcd's answers can be compared field by field.
 
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -132,4 +133,48 @@ export function normalized(json: string): unknown {
     return out;
   };
   return walk(value);
+}
+
+/** One etcdctl command of a differential script, with what it reads on standard input. */
+export interface DifferentialStep {
+  readonly args: readonly string[];
+  readonly input?: string;
+}
+
+/** The etcdctl error line ("Error: etcdserver: ..."), without the client's retry chatter. */
+export function errorLine(stderr: string): string {
+  return (
+    stderr
+      .split('\n')
+      .filter((line) => line.startsWith('Error:'))
+      .join('\n') || stderr.trim()
+  );
+}
+
+/**
+ * Runs each step with -w json against both systems, in order, and fails listing every
+ * difference: the exit code, then etcd's error line for a failure, else the normalized JSON.
+ */
+export async function assertSameAnswers(script: readonly DifferentialStep[], realEndpoint: string, flotillaEndpoints: string): Promise<void> {
+  const differences: string[] = [];
+  for (const step of script) {
+    const args = [...step.args, '-w', 'json'];
+    const [expected, actual] = [await etcdctl(realEndpoint, args, step.input), await etcdctl(flotillaEndpoints, args, step.input)];
+    const what = `etcdctl ${step.args.join(' ')}`;
+    if (expected.code !== actual.code) {
+      differences.push(`${what}: exit ${actual.code}, etcd ${expected.code}\n  flotilla: ${actual.stdout}${errorLine(actual.stderr)}\n  etcd:     ${expected.stdout}${errorLine(expected.stderr)}`);
+      continue;
+    }
+    if (expected.code !== 0) {
+      if (errorLine(expected.stderr) !== errorLine(actual.stderr)) differences.push(`${what}: error\n  flotilla: ${errorLine(actual.stderr)}\n  etcd:     ${errorLine(expected.stderr)}`);
+      continue;
+    }
+    const [want, got] = [normalized(expected.stdout), normalized(actual.stdout)];
+    try {
+      assert.deepStrictEqual(got, want);
+    } catch {
+      differences.push(`${what}:\n  flotilla: ${JSON.stringify(got)}\n  etcd:     ${JSON.stringify(want)}`);
+    }
+  }
+  assert.deepEqual(differences, [], `${differences.length} of ${script.length} commands differ:\n${differences.join('\n')}`);
 }
