@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, getText } from '../server/helpers.js';
 import { ZkClient } from '../../src/zkclient/index.js';
+import { etcdctl, etcdSkipReason } from '../etcd/etcdctl.js';
 import { killAllCommands, runFlotilla } from './helpers.js';
 
 after(killAllCommands);
@@ -26,6 +27,20 @@ test('a backup of a running cluster seeds a new cluster with the same keys and z
     await zk.create('/app/child', 'hello');
   } finally {
     await zk.close();
+  }
+  // The etcd keyspace too, with its revisions, and a user (auth state is in the etcd group's snapshot).
+  const withEtcd = etcdSkipReason() === undefined;
+  const sourceEtcd = source.ids.map((id) => `127.0.0.1:${source.ports.get(id)!.etcd}`).join(',');
+  if (withEtcd) {
+    for (const args of [
+      ['put', 'etcd-a', '1'],
+      ['put', 'etcd-a', '2'],
+      ['put', 'etcd-b', '3'],
+      ['user', 'add', 'carol:pw'],
+    ]) {
+      const done = await etcdctl(sourceEtcd, args);
+      assert.equal(done.code, 0, `etcdctl ${args.join(' ')}: ${done.stderr}`);
+    }
   }
   // From a follower if there is one: the backup must still hold every acknowledged write.
   const backupFrom = source.ids.find((id) => id !== source.ids[0]) ?? 1;
@@ -84,5 +99,21 @@ test('a backup of a running cluster seeds a new cluster with the same keys and z
     assert.equal(new TextDecoder().decode((await zk2.getData('/app/child')).data ?? new Uint8Array()), 'hello');
   } finally {
     await zk2.close();
+  }
+  if (withEtcd) {
+    const targetEtcd = target.ids.map((id) => `127.0.0.1:${target.ports.get(id)!.etcd}`).join(',');
+    const got = await etcdctl(targetEtcd, ['get', 'etcd-', '--prefix', '-w', 'json']);
+    assert.equal(got.code, 0, got.stderr);
+    const kvs = (JSON.parse(got.stdout) as { kvs: { key: string; value: string; version: number; mod_revision: number }[] }).kvs;
+    const text = (base64: string) => Buffer.from(base64, 'base64').toString();
+    assert.deepEqual(
+      kvs.map((kv) => [text(kv.key), text(kv.value), kv.version]),
+      [
+        ['etcd-a', '2', 2],
+        ['etcd-b', '3', 1],
+      ],
+    );
+    const users = await etcdctl(targetEtcd, ['user', 'list']);
+    assert.equal(users.stdout.trim(), 'carol', users.stderr);
   }
 });
