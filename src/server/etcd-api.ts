@@ -64,6 +64,11 @@ export interface EtcdApiOptions {
   readonly progressNotifyMs: number;
   /** How long MoveLeader waits for the new leader. */
   readonly requestTimeoutMs: number;
+  /**
+   * Changes the cluster's members in every group, as `flotilla member` does (the admin API's
+   * POST /members body: {action, id, peer?}); answers the HTTP status and body that API gives.
+   */
+  readonly changeMembers: (body: { action: 'add' | 'promote' | 'remove'; id: number; peer?: string }) => Promise<{ status: number; body: object }>;
 }
 
 /** How often MoveLeader looks whether leadership has moved. */
@@ -138,7 +143,14 @@ export function etcdServices(options: EtcdApiOptions): Record<string, GrpcServic
       streams: { LeaseKeepAlive: (stream) => api.leaseKeepAliveStream(stream) },
     },
     'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call) } },
-    'etcdserverpb.Cluster': { unary: { MemberList: () => api.memberList() } },
+    'etcdserverpb.Cluster': {
+      unary: {
+        MemberList: () => api.memberList(),
+        MemberAdd: (r, call) => api.memberAdd(r, call),
+        MemberRemove: (r, call) => api.memberChange('remove', r, call),
+        MemberPromote: (r, call) => api.memberChange('promote', r, call),
+      },
+    },
     'etcdserverpb.Auth': etcdAuthService(api.gate, api),
   };
 }
@@ -430,6 +442,51 @@ class EtcdApi implements EtcdApiCore {
       await new Promise<void>((resolve) => clock.setTimer(moveLeaderPollMs, resolve));
     }
     return { header: this.header(this.service.machine.store.revision) };
+  }
+
+  /**
+   * etcd's MemberAdd, as `flotilla member add`: the new member gets the next free id and joins
+   * every group as a learner (Flotilla never adds a voter directly: a learner catches up
+   * first, then MemberPromote makes it a voter). It is then started with
+   * `flotilla server --id <id> --join <admin address>`. A root only, once auth is on.
+   */
+  async memberAdd(r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
+    const urls = (r['peerURLs'] as unknown[] | undefined) ?? [];
+    const url = typeof urls[0] === 'string' ? urls[0] : '';
+    const match = /^(?:https?:\/\/)?([^/\s]+):(\d{1,5})\/?$/.exec(url);
+    if (urls.length !== 1 || match === null) throw errors.invalid(`give exactly one peer URL, http://host:port (got ${JSON.stringify(urls)})`);
+    const peer = `${match[1]}:${match[2]}`;
+    const known = this.options.members();
+    if (known.some((m) => m.peerUrls.some((u) => u.replace(/^https?:\/\//, '') === peer))) throw new GrpcStatusError(GrpcCode.failedPrecondition, 'etcdserver: Peer URLs already exists');
+    const id = Math.max(0, ...known.map((m) => m.id)) + 1;
+    await this.changeMembers(call, { action: 'add', id, peer });
+    const members = await this.memberList();
+    const added = (members['members'] as GrpcMessage[]).find((m) => Number(m['ID']) === id) ?? { ID: id, name: '', peerURLs: [url], clientURLs: [], isLearner: true };
+    return { header: members['header'], member: added, members: members['members'] };
+  }
+
+  /** etcd's MemberRemove and MemberPromote, as `flotilla member remove|promote` in every group. */
+  async memberChange(action: 'remove' | 'promote', r: GrpcMessage, call: GrpcCall): Promise<GrpcMessage> {
+    const id = int64(r['ID'], 'ID');
+    if (!this.options.members().some((m) => m.id === id)) throw new GrpcStatusError(GrpcCode.notFound, 'etcdserver: member not found');
+    await this.changeMembers(call, { action, id });
+    const members = await this.memberList();
+    return { header: members['header'], members: members['members'] };
+  }
+
+  private async changeMembers(call: GrpcCall, body: { action: 'add' | 'promote' | 'remove'; id: number; peer?: string }): Promise<void> {
+    try {
+      this.gate.checkAdmin(call);
+    } catch (error) {
+      throw this.failure(error);
+    }
+    const answer = await this.options.changeMembers(body);
+    if (answer.status < 400) return;
+    const detail = String((answer.body as { error?: unknown }).error ?? JSON.stringify(answer.body));
+    // etcd's ErrGRPCLearnerNotReady for a learner that has not caught up; otherwise Flotilla's own words.
+    if (/not caught up/.test(detail)) throw new GrpcStatusError(GrpcCode.failedPrecondition, 'etcdserver: can only promote a learner member which is in sync with leader');
+    if (answer.status === 404) throw new GrpcStatusError(GrpcCode.notFound, 'etcdserver: member not found');
+    throw new GrpcStatusError(answer.status === 503 || answer.status === 504 ? GrpcCode.unavailable : GrpcCode.failedPrecondition, `etcdserver: ${detail}`);
   }
 
   async memberList(): Promise<GrpcMessage> {

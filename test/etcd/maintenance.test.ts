@@ -4,9 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { TestCluster, waitFor } from '../server/helpers.js';
+import { join } from 'node:path';
+import { freePorts, TestCluster, waitFor } from '../server/helpers.js';
 import { etcdctl, etcdSkipReason } from './etcdctl.js';
 import { call, services } from './grpc.js';
+import { runFlotilla } from '../cli/helpers.js';
 
 interface StatusRow {
   readonly Endpoint: string;
@@ -72,4 +74,56 @@ test('a watch created with progress_notify hears the current revision while idle
     const put = replies.findIndex((r) => r.watch_id === '1' && r.events.length === 1);
     return put >= 0 && replies.slice(put + 1).some((r) => r.watch_id === '1' && r.events.length === 0 && Number(r.header.revision) >= Number(replies[put]!.header.revision)) ? true : undefined;
   });
+});
+
+test('etcdctl member add, promote and remove change the members of every group: the new one joins as a learner, is promoted once caught up, and goes', { timeout: 120_000 }, async (t) => {
+  const skip = etcdSkipReason();
+  if (skip !== undefined) return t.skip(skip);
+  const cluster = await TestCluster.start(t, 3);
+  const endpoints = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`).join(',');
+  await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(endpoints, ['endpoint', 'health'])).code === 0 ? true : undefined));
+  const [peerPort] = await freePorts(1);
+  // The id Flotilla will give it: the next after the members'. It waits to be added.
+  await cluster.startJoiner(t, 4, peerPort!, join(cluster.root, 'member-4'));
+  const added = await etcdctl(endpoints, ['member', 'add', 'member-4', `--peer-urls=http://127.0.0.1:${peerPort}`, '--learner', '-w', 'json']);
+  assert.equal(added.code, 0, added.stderr);
+  const member = (JSON.parse(added.stdout) as { member: { ID: number; isLearner: boolean; peerURLs: string[] } }).member;
+  assert.equal(member.ID, 4);
+  assert.equal(member.isLearner, true);
+  assert.deepEqual(member.peerURLs, [`http://127.0.0.1:${peerPort}`]);
+  const again = await etcdctl(endpoints, ['member', 'add', 'again', `--peer-urls=http://127.0.0.1:${peerPort}`]);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /Peer URLs already exists/);
+
+  await waitFor('member 4 promoted', 30_000, async () => ((await etcdctl(endpoints, ['member', 'promote', '4'])).code === 0 ? true : undefined));
+  const listed = JSON.parse((await etcdctl(endpoints, ['member', 'list', '-w', 'json'])).stdout) as { members: { ID: number; isLearner?: boolean }[] };
+  assert.deepEqual(
+    listed.members.map((m) => [m.ID, m.isLearner === true]),
+    [
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, false],
+    ],
+  );
+  // Every group has it, as `flotilla member list` shows.
+  const admins = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.admin}`).join(',');
+  const flotillaList = await runFlotilla(['member', 'list', '--json', '--admin', admins]);
+  const groups = JSON.parse(flotillaList.stdout.toString()) as Record<string, { members: { id: number; role?: string }[] }>;
+  for (const group of ['kv', 'zk', 'etcd'])
+    assert.ok(
+      groups[group]!.members.some((m) => m.id === 4),
+      `member 4 in the ${group} group`,
+    );
+
+  const removed = await etcdctl(endpoints, ['member', 'remove', '4']);
+  assert.equal(removed.code, 0, removed.stderr);
+  const after = JSON.parse((await etcdctl(endpoints, ['member', 'list', '-w', 'json'])).stdout) as { members: { ID: number }[] };
+  assert.deepEqual(
+    after.members.map((m) => m.ID),
+    [1, 2, 3],
+  );
+  const gone = await etcdctl(endpoints, ['member', 'remove', '9']);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /member not found/);
 });
