@@ -346,6 +346,7 @@ export class FlotillaServer {
           clock,
           progressNotifyMs: config.etcdProgressNotifyMs,
           requestTimeoutMs: config.requestTimeoutMs,
+          changeMembers: async (body) => late.server?.changeMembers(body) ?? { status: 503, body: { error: 'the member is starting' } },
         }),
       });
       const etcdPort = opened.etcdPort;
