@@ -305,6 +305,26 @@ export class Replica {
   }
 
   /**
+   * Takes a snapshot at the applied index now, whatever the size of the persisted state (an
+   * operator's compaction: etcd's Defragment). The log below it goes once the node has
+   * persisted the snapshot. False if there is nothing new to snapshot, one is already being
+   * taken, or the service takes no snapshots.
+   */
+  compactNow(): boolean {
+    const node = this.node;
+    if (node === undefined || this.stopped || this.snapshotRun !== undefined || this.raftStateBytesMax < 0) return false;
+    const applied = node.status().applied;
+    if (applied <= this.snapshotIndex) return false;
+    if (this.service.beginSnapshot === undefined) {
+      this.completeSnapshot(node, applied, this.service.snapshot!());
+      return true;
+    }
+    this.snapshotRun = { snapshot: this.service.beginSnapshot(), index: applied, timer: undefined };
+    this.stepSnapshot(node, this.snapshotRun);
+    return true;
+  }
+
+  /**
    * Takes a snapshot once the persisted Raft state reached raftStateBytesMax. Runs after a
    * Ready (not per entry): the size only drops once the next Ready persisted the snapshot,
    * and the applied-index check keeps it from snapshotting twice at one index meanwhile.

@@ -142,7 +142,7 @@ export function etcdServices(options: EtcdApiOptions): Record<string, GrpcServic
       },
       streams: { LeaseKeepAlive: (stream) => api.leaseKeepAliveStream(stream) },
     },
-    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call) } },
+    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call), Defragment: (_r, call) => api.defragment(call) } },
     'etcdserverpb.Cluster': {
       unary: {
         MemberList: () => api.memberList(),
@@ -415,6 +415,22 @@ class EtcdApi implements EtcdApiCore {
     } catch (error) {
       throw this.failure(error);
     }
+  }
+
+  /**
+   * etcd's Defragment, for this member (a root only, once auth is on): etcd rewrites its
+   * bbolt file to give back the space of compacted revisions; Flotilla's equivalent is a
+   * snapshot of the etcd group now, after which the log below it is dropped. Answers once
+   * the snapshot is taken (the log's segments go as the next write persists it).
+   */
+  async defragment(call: GrpcCall): Promise<GrpcMessage> {
+    try {
+      this.gate.checkAdmin(call);
+    } catch (error) {
+      throw this.failure(error);
+    }
+    this.service.replica.compactNow();
+    return { header: this.header(this.service.machine.store.revision) };
   }
 
   /**

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePorts, TestCluster, waitFor } from '../server/helpers.js';
 import { etcdctl, etcdSkipReason } from './etcdctl.js';
@@ -126,4 +127,28 @@ test('etcdctl member add, promote and remove change the members of every group: 
   const gone = await etcdctl(endpoints, ['member', 'remove', '9']);
   assert.notEqual(gone.code, 0);
   assert.match(gone.stderr, /member not found/);
+});
+
+test('etcdctl defrag snapshots the etcd group on each member now; the keys stay', { timeout: 90_000 }, async (t) => {
+  const skip = etcdSkipReason();
+  if (skip !== undefined) return t.skip(skip);
+  const cluster = await TestCluster.start(t, 3);
+  const endpoints = cluster.ids.map((id) => `127.0.0.1:${cluster.ports.get(id)!.etcd}`);
+  await waitFor('the etcd group answers', 20_000, async () => ((await etcdctl(endpoints.join(','), ['endpoint', 'health'])).code === 0 ? true : undefined));
+  const grpc = services(endpoints[0]!);
+  t.after(() => grpc.close());
+  for (let i = 0; i < 50; i++) await call(grpc.kv, 'Put', { key: Buffer.from(`k${i % 20}`), value: Buffer.from(`v${i}`) });
+  const snapshots = async (id: number) => (await readdir(join(cluster.dataDir(id), 'group-4', 'snap')).catch(() => [] as string[])).filter((name) => !name.endsWith('.tmp'));
+  for (const id of cluster.ids) assert.deepEqual(await snapshots(id), [], `member ${id} has no etcd snapshot before`);
+  const defrag = await etcdctl(endpoints.join(','), ['defrag']);
+  assert.equal(defrag.code, 0, defrag.stderr);
+  assert.equal(defrag.stdout.match(/Finished defragmenting etcd member/g)?.length, 3, defrag.stdout);
+  // The snapshot is written as the next Ready persists it.
+  await waitFor('every member wrote an etcd snapshot', 20_000, async () => {
+    await call(grpc.kv, 'Put', { key: Buffer.from('after'), value: Buffer.from('x') });
+    const counts = await Promise.all(cluster.ids.map(snapshots));
+    return counts.every((names) => names.length > 0) ? true : undefined;
+  });
+  const got = (await call(grpc.kv, 'Range', { key: Buffer.from('k'), range_end: Buffer.from('l'), count_only: true })) as { count: string };
+  assert.equal(got.count, '20');
 });
