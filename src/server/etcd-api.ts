@@ -142,7 +142,9 @@ export function etcdServices(options: EtcdApiOptions): Record<string, GrpcServic
       },
       streams: { LeaseKeepAlive: (stream) => api.leaseKeepAliveStream(stream) },
     },
-    'etcdserverpb.Maintenance': { unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call), Defragment: (_r, call) => api.defragment(call) } },
+    'etcdserverpb.Maintenance': {
+      unary: { Status: () => api.status(), HashKV: (r, call) => api.hashKv(r, call), MoveLeader: (r, call) => api.moveLeader(r, call), Defragment: (_r, call) => api.defragment(call) },
+    },
     'etcdserverpb.Cluster': {
       unary: {
         MemberList: () => api.memberList(),
