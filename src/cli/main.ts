@@ -18,6 +18,7 @@ const commands: Record<string, { readonly summary: string; readonly load: () => 
   shard: { summary: "drive a sharded cluster's shard controller (join, leave, move, query)", load: async () => (await import('./shard.js')).registerShard },
   zk: { summary: 'read, write and watch znodes on a ZooKeeper-compatible server', load: async () => (await import('./zk.js')).registerZk },
   craq: { summary: 'CRAQ chain nodes (chain replication with apportioned queries, membership in ZooKeeper) and a client', load: async () => (await import('./craq.js')).registerCraq },
+  pb: { summary: 'primary/backup replication with a logged, replayed state machine (VMware FT), the primary chosen in ZooKeeper', load: async () => (await import('./pb.js')).registerPb },
   debug: { summary: "ask a running cluster about itself (its members' admin ports)", load: async () => (await import('./debug.js')).registerDebug },
   member: { summary: "list and change a running cluster's members (every Raft group)", load: async () => (await import('./member.js')).registerMember },
   snapshot: { summary: 'back up a running member, and seed a new cluster from a backup', load: async () => (await import('./snapshot.js')).registerSnapshot },
