@@ -5,6 +5,12 @@
 // successive snapshots (leaders, terms, members lost and back, quorum).
 //
 // Everything a member reports is put into the page as text (textContent), never as HTML.
+//
+// Fault buttons (stop, restart, pause, resume, force an election; cut and heal links) appear
+// only when the member serving the page allows them (snapshot.faults is not null: it was
+// started with --allow-faults, as `npm start` does). Each press is a POST /faults/<action>;
+// its answer goes to the timeline. The buttons live in elements that are kept across
+// redraws, so a click is never lost to the once-a-second refresh.
 
 const HISTORY_MS = 5 * 60 * 1000;
 const WINDOW_MS_MIN = 60 * 1000;
@@ -27,6 +33,10 @@ const state = {
   /** Each group's last known leader (never 0): a new leader is told as a change from it. */
   lastLeader: {},
   live: 'connecting',
+  /** Member cards by id, each {card, info, controls, buttons}: kept across redraws. */
+  cards: new Map(),
+  /** The links list's last content, to redraw it only when it changes. */
+  linksKey: '',
 };
 
 // ---- DOM helpers ----
@@ -172,34 +182,166 @@ function deriveEventsFrom(previous, snapshot, atMs) {
 function render(snapshot, atMs) {
   const self = snapshot.members.find((m) => m.self);
   byId('viewpoint').textContent = `viewed from member ${snapshot.self}${self?.admin ? ` · ${self.admin}` : ''} · updated ${clockTime(atMs)}`;
-  byId('members').replaceChildren(...snapshot.members.map((member) => renderMember(member, snapshot)));
+  renderMembers(snapshot);
+  renderFaults(snapshot);
   const groups = snapshot.groups.map(renderGroup);
   byId('groups').replaceChildren(...(groups.length > 0 ? groups : [h('div', { class: 'panel empty' }, 'This member hosts no Raft group yet.')]));
   renderCharts(atMs);
   renderEvents();
 }
 
-function renderMember(member, snapshot) {
+function renderMembers(snapshot) {
+  const ids = snapshot.members.map((m) => m.id);
+  for (const id of [...state.cards.keys()]) if (!ids.includes(id)) state.cards.delete(id);
+  for (const member of snapshot.members) {
+    let entry = state.cards.get(member.id);
+    if (entry === undefined) {
+      entry = { card: h('div', { class: 'member' }), info: h('div', { class: 'member-info' }), controls: h('div', { class: 'member-faults' }), buttons: {} };
+      entry.card.append(entry.info, entry.controls);
+      for (const [action, label, title] of FAULT_BUTTONS) {
+        const button = h('button', { type: 'button', class: `fault fault-${action}`, 'data-fault': action, 'data-member': member.id, title }, label);
+        button.addEventListener('click', () => pressFault(action, { member: member.id }, button));
+        entry.buttons[action] = button;
+        entry.controls.append(button);
+      }
+      state.cards.set(member.id, entry);
+    }
+    const paused = snapshot.faults?.paused.includes(member.id) === true;
+    entry.card.dataset.member = String(member.id);
+    entry.card.dataset.up = String(member.up);
+    entry.card.dataset.paused = String(paused);
+    entry.info.replaceChildren(...renderMember(member, snapshot, paused));
+    entry.controls.hidden = snapshot.faults === null;
+    const b = entry.buttons;
+    b.pause.hidden = paused;
+    b.resume.hidden = !paused;
+    b.pause.disabled = member.self || !member.up;
+    b.pause.title = member.self ? 'this member serves the page: pause it from another member’s dashboard' : FAULT_TITLES.pause;
+    b.stop.disabled = !member.up && !paused;
+    b.restart.disabled = !member.up && !paused;
+    b.campaign.disabled = !member.up;
+  }
+  const container = byId('members');
+  const cards = snapshot.members.map((m) => state.cards.get(m.id).card);
+  if (cards.length !== container.children.length || cards.some((card, i) => container.children[i] !== card)) container.replaceChildren(...cards);
+}
+
+const FAULT_BUTTONS = [
+  ['stop', 'stop', 'kill -9 (SIGKILL): npm start restarts it after its back-off (1 s, doubling)'],
+  ['restart', 'restart', 'a clean stop (SIGTERM); npm start starts it again'],
+  ['pause', 'pause', 'SIGSTOP: alive but silent until resumed'],
+  ['resume', 'resume', 'SIGCONT: it runs again'],
+  ['campaign', 'force election', 'its election timeout fires now in every group: it campaigns (pre-vote first: it wins only if a majority lost the leader)'],
+];
+const FAULT_TITLES = Object.fromEntries(FAULT_BUTTONS.map(([action, , title]) => [action, title]));
+const FAULT_VERBS = { stop: 'stop', restart: 'restart', pause: 'pause', resume: 'resume', campaign: 'force an election on', link: 'change the link', 'link-end': 'change the link' };
+
+/** POSTs a fault; the answer (or refusal) goes to the timeline and the status line. */
+async function pressFault(action, body, button) {
+  if (button !== undefined) button.disabled = true;
+  const what = action === 'link' ? `${body.cut ? 'cut' : 'heal'} ${body.from} ${body.both ? '↔' : '→'} ${body.to}` : `${FAULT_VERBS[action]} member ${body.member}`;
+  let text;
+  let ok = false;
+  try {
+    const response = await fetch(`/faults/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const answer = await response.json().catch(() => ({}));
+    ok = response.ok;
+    if (!ok) text = `${what}: refused (HTTP ${response.status}): ${answer.error ?? 'no reason given'}`;
+    else if (action === 'campaign') text = `${what}: ${describeOutcomes(answer.outcomes ?? [])}`;
+    else if (action === 'link')
+      text = `${what}: done ${answer.applied.length === 2 ? 'at both ends' : `at member ${answer.applied[0]} only`}${answer.failed.length > 0 ? `; member ${answer.failed.map((f) => `${f.member} (${f.error})`).join(', ')} not reached` : ''}`;
+    else text = answer.done ?? `${what}: done`;
+  } catch (error) {
+    text = `${what}: no answer from the member serving this page (${error.message})`;
+  }
+  addEvent(Date.now(), ok ? 'fault' : 'fault-refused', '', text);
+  const status = byId('fault-status');
+  status.textContent = text;
+  status.dataset.ok = String(ok);
+  renderEvents();
+  if (button !== undefined) setTimeout(() => (button.disabled = false), 500);
+}
+
+/** ["kv: x", "zk: x", "etcd: y"] → "kv, zk: x; etcd: y". */
+function describeOutcomes(outcomes) {
+  const byText = new Map();
+  for (const outcome of outcomes) {
+    const at = outcome.indexOf(': ');
+    const text = outcome.slice(at + 2);
+    byText.set(text, [...(byText.get(text) ?? []), outcome.slice(0, at)]);
+  }
+  return [...byText].map(([text, groups]) => `${groups.join(', ')}: ${text}`).join('; ');
+}
+
+/** The network panel: choose two members and a direction; the cut links, each with a heal button. */
+function renderFaults(snapshot) {
+  const panel = byId('faults');
+  panel.hidden = snapshot.faults === null;
+  if (snapshot.faults === null) return;
+  for (const select of [byId('link-from'), byId('link-to')]) {
+    const ids = snapshot.members.map((m) => String(m.id));
+    const have = [...select.options].map((o) => o.value);
+    if (have.join() === ids.join()) continue;
+    const chosen = select.value;
+    select.replaceChildren(...ids.map((id) => h('option', { value: id }, `member ${id}`)));
+    if (ids.includes(chosen)) select.value = chosen;
+    else if (select.id === 'link-to' && ids.length > 1) select.value = ids[1];
+  }
+  const key = JSON.stringify(snapshot.links);
+  if (key === state.linksKey) return;
+  state.linksKey = key;
+  const list = byId('links');
+  if (snapshot.links.length === 0) {
+    list.replaceChildren(h('li', { class: 'link-none' }, 'every link delivers'));
+    return;
+  }
+  list.replaceChildren(
+    ...snapshot.links.map((link) => {
+      const heal = h('button', { type: 'button', class: 'fault', 'data-heal': `${link.from}-${link.to}` }, 'heal');
+      heal.addEventListener('click', () => pressFault('link', { from: link.from, to: link.to, cut: false }, heal));
+      return h('li', { class: 'link-item', 'data-link': `${link.from}-${link.to}` }, h('span', { class: 'pill bad' }, 'cut'), ` member ${link.from} → member ${link.to}`, heal);
+    }),
+  );
+}
+
+function linkRequest(cut) {
+  const from = Number(byId('link-from').value);
+  const to = Number(byId('link-to').value);
+  if (from === to) {
+    byId('fault-status').textContent = 'choose two different members';
+    byId('fault-status').dataset.ok = 'false';
+    return;
+  }
+  void pressFault('link', { from, to, cut, both: byId('link-direction').value === 'both' }, byId(cut ? 'link-cut' : 'link-heal'));
+}
+
+function renderMember(member, snapshot, paused) {
   const leads = snapshot.groups.filter((g) => g.leader === member.id).map((g) => h('span', { class: `pill group-${g.name}`, title: `leader of ${g.name}, term ${g.term}` }, `leads ${g.name}`));
   const href = member.admin === null ? null : `${location.protocol}//${member.admin}/`;
   const name = member.self || href === null ? `member ${member.id}` : h('a', { href, title: "open this member's dashboard" }, `member ${member.id}`);
   const status = member.up ? `answered ${ago(member.lastContactAgoMs)}` : `last answer ${ago(member.lastContactAgoMs)}`;
-  return h(
-    'div',
-    { class: 'member', 'data-member': member.id, 'data-up': member.up },
+  const cuts = snapshot.links.filter((l) => l.from === member.id || l.to === member.id).map((l) => (l.from === member.id ? `to ${l.to}` : `from ${l.from}`));
+  return [
     h(
       'div',
       { class: 'member-head' },
       h('span', { class: 'member-name' }, name, member.self ? h('span', { class: 'hint' }, ' (this page)') : null),
-      h('span', { class: `pill ${member.up ? 'up' : 'down'}` }, member.up ? 'up' : 'down'),
+      h(
+        'span',
+        null,
+        paused ? h('span', { class: 'pill warn', title: 'stopped with SIGSTOP from this page' }, 'paused') : null,
+        ' ',
+        h('span', { class: `pill ${member.up ? 'up' : 'down'}` }, member.up ? 'up' : 'down'),
+      ),
     ),
     h('div', { class: 'member-line' }, 'pid ', h('b', null, member.pid ?? '—'), ' · admin ', h('b', null, member.admin ?? 'unknown')),
     h('div', { class: 'member-line', title: member.error ?? '' }, member.up ? status : `${status} · ${member.error ?? 'no answer'}`),
     member.self
       ? h('div', { class: 'member-line' }, 'the member serving this page')
       : h('div', { class: 'member-line' }, 'peer link from here: ', h('b', null, member.connected ? 'connected' : 'not connected')),
+    cuts.length === 0 ? null : h('div', { class: 'member-line cut', title: 'messages on these links are dropped' }, 'messages dropped: ', h('b', null, cuts.join(', '))),
     h('div', { class: 'leads' }, ...leads),
-  );
+  ].filter((child) => child !== null);
 }
 
 function renderGroup(group) {
@@ -394,5 +536,175 @@ function drawLine(ctx, s, x, y) {
   ctx.stroke();
 }
 
+// ---- Data browsers: keys and znodes (GET /browse/kv, /browse/zk) ----
+
+const browser = { kvNext: null, kvPrefix: '', versions: null, followTimer: undefined };
+
+/** GETs a browse route; an {error} answer is thrown with its message. */
+async function browse(path) {
+  const response = await fetch(path);
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error ?? `HTTP ${response.status}`);
+  return answer;
+}
+
+/** A value cell: JSON pretty-printed, text as text, anything else as base64; cut values say so. */
+function renderValue(value) {
+  if (value === null) return h('span', { class: 'none' }, 'null');
+  let shown;
+  if (value.text === null) shown = h('code', { class: 'binary', title: 'not UTF-8: base64' }, `base64 ${value.base64}`);
+  else {
+    let json;
+    try {
+      json = value.truncated || !/^\s*[[{]/.test(value.text) ? undefined : JSON.parse(value.text);
+    } catch {
+      json = undefined;
+    }
+    shown = json === undefined ? h('code', null, value.text) : h('pre', { class: 'json', title: 'JSON' }, JSON.stringify(json, null, 2));
+  }
+  return [shown, value.truncated ? h('span', { class: 'hint' }, ` … (first 4 KiB of ${value.bytes} bytes)`) : null];
+}
+
+async function listKeys(append) {
+  const prefix = append ? browser.kvPrefix : byId('kv-prefix').value;
+  const params = new URLSearchParams({ prefix, limit: '50' });
+  if (append && browser.kvNext !== null) params.set('after', browser.kvNext);
+  try {
+    const answer = await browse(`/browse/kv?${params}`);
+    browser.kvPrefix = prefix;
+    browser.kvNext = answer.next;
+    const rows = answer.entries.map((entry) =>
+      h(
+        'tr',
+        { 'data-key': entry.key },
+        h('td', { class: 'left key' }, entry.key),
+        h('td', null, entry.version),
+        h('td', null, entry.value?.bytes ?? 0),
+        h('td', { class: 'left value' }, renderValue(entry.value)),
+      ),
+    );
+    if (append) byId('kv-rows').append(...rows);
+    else
+      byId('kv-rows').replaceChildren(
+        ...(rows.length > 0 ? rows : [h('tr', null, h('td', { class: 'left none', colspan: 4 }, prefix === '' ? 'no keys' : `no key starts with ${JSON.stringify(prefix)}`))]),
+      );
+    byId('kv-more').hidden = answer.next === null;
+    byId('kv-info').textContent = `member ${answer.member} · applied index ${answer.applied}`;
+  } catch (error) {
+    byId('kv-info').textContent = `refused: ${error.message}`;
+  }
+}
+
+/** Follow changes: every 2 s, the first 200 keys under the prefix; new, changed and deleted keys go to the tail. */
+async function followKeys() {
+  const prefix = byId('kv-prefix').value;
+  try {
+    const answer = await browse(`/browse/kv?${new URLSearchParams({ prefix, limit: '200' })}`);
+    const now = new Map(answer.entries.map((e) => [e.key, e]));
+    if (browser.versions !== null && browser.versions.prefix === prefix) {
+      const lines = [];
+      for (const [key, entry] of now) {
+        const was = browser.versions.keys.get(key);
+        if (was === undefined) lines.push(['new', key, `created (version ${entry.version})`, entry.value]);
+        else if (was !== entry.version) lines.push(['changed', key, `version ${was} → ${entry.version}`, entry.value]);
+      }
+      for (const key of browser.versions.keys.keys()) if (!now.has(key) && (answer.next === null || key < answer.next)) lines.push(['deleted', key, 'deleted', null]);
+      const tail = byId('kv-tail');
+      for (const [kind, key, what, value] of lines) {
+        const text = value?.text === null || value === null ? '' : ` = ${value.text.length > 80 ? `${value.text.slice(0, 80)}…` : value.text}`;
+        tail.prepend(h('li', { 'data-kind': kind }, h('time', null, clockTime(Date.now())), h('span', { class: 'key' }, key), ` ${what}${text}`));
+      }
+      while (tail.children.length > 50) tail.lastElementChild.remove();
+      if (lines.length > 0) await listKeys(false);
+    }
+    browser.versions = { prefix, keys: new Map(answer.entries.map((e) => [e.key, e.version])) };
+  } catch (error) {
+    byId('kv-info').textContent = `refused: ${error.message}`;
+  }
+}
+
+function setFollow(on) {
+  clearInterval(browser.followTimer);
+  browser.followTimer = undefined;
+  browser.versions = null;
+  if (!on) return;
+  void followKeys();
+  browser.followTimer = setInterval(() => void followKeys(), 2000);
+}
+
+async function openZnode(path) {
+  byId('zk-path').value = path;
+  try {
+    const node = await browse(`/browse/zk?${new URLSearchParams({ path })}`);
+    const parts = path === '/' ? [] : path.slice(1).split('/');
+    const crumbs = [h('a', { href: '#', 'data-path': '/' }, '/')];
+    for (const [i, part] of parts.entries()) crumbs.push(i === 0 ? '' : '/', h('a', { href: '#', 'data-path': `/${parts.slice(0, i + 1).join('/')}` }, part));
+    byId('zk-crumbs').replaceChildren(...crumbs);
+    const child = (name) => h('li', null, h('a', { href: '#', 'data-path': path === '/' ? `/${name}` : `${path}/${name}` }, name));
+    const stat = Object.entries(node.stat).map(([name, value]) => {
+      const isTime = name.endsWith('time') && value > 0;
+      const shown = isTime ? new Date(value).toISOString().replace('T', ' ').replace('Z', ' UTC') : name === 'ephemeralOwner' && value !== 0 ? node.ephemeralOwner : String(value);
+      return h('tr', null, h('th', { class: 'left' }, name), h('td', { class: 'left', title: isTime ? `${value} ms since 1970` : null }, shown));
+    });
+    byId('zk-node').replaceChildren(
+      h(
+        'div',
+        { class: 'znode-main' },
+        h('h3', null, 'data'),
+        h('div', { class: 'value' }, renderValue(node.data)),
+        h('h3', null, `children (${node.stat.numChildren})`),
+        node.children.length === 0 ? h('div', { class: 'none' }, 'none') : h('ul', { class: 'children' }, ...node.children.map(child)),
+      ),
+      h(
+        'div',
+        { class: 'znode-side' },
+        h('h3', null, 'Stat'),
+        h('table', { class: 'stat' }, h('tbody', null, ...stat)),
+        h('h3', null, 'ephemeral owner'),
+        h('div', null, node.ephemeralOwner === null ? h('span', { class: 'none' }, 'none (persistent)') : h('code', null, `session ${node.ephemeralOwner}`)),
+        h('h3', null, 'ACL'),
+        h('ul', { class: 'acl' }, ...node.acl.map((acl) => h('li', null, h('code', null, acl.perms), ` ${acl.scheme}:${acl.id}`))),
+      ),
+    );
+    byId('zk-node').dataset.path = path;
+    byId('zk-info').textContent = `member ${node.member} · last zxid 0x${node.lastZxid.toString(16)}`;
+  } catch (error) {
+    byId('zk-info').textContent = `refused: ${error.message}`;
+  }
+}
+
+function selectTab(name) {
+  for (const tab of ['kv', 'zk']) {
+    byId(`tab-${tab}`).setAttribute('aria-selected', String(tab === name));
+    byId(`browse-${tab}`).hidden = tab !== name;
+  }
+  if (name === 'zk' && byId('zk-node').dataset.path === undefined) void openZnode('/');
+}
+
+byId('kv-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  browser.versions = null;
+  void listKeys(false);
+});
+byId('kv-more').addEventListener('click', () => void listKeys(true));
+byId('kv-follow').addEventListener('change', (event) => setFollow(event.target.checked));
+byId('zk-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void openZnode(byId('zk-path').value);
+});
+for (const id of ['zk-crumbs', 'zk-node']) {
+  byId(id).addEventListener('click', (event) => {
+    const link = event.target.closest('a[data-path]');
+    if (link === null) return;
+    event.preventDefault();
+    void openZnode(link.dataset.path);
+  });
+}
+byId('tab-kv').addEventListener('click', () => selectTab('kv'));
+byId('tab-zk').addEventListener('click', () => selectTab('zk'));
+void listKeys(false);
+
 window.addEventListener('resize', () => renderCharts(Date.now()));
+byId('link-cut').addEventListener('click', () => linkRequest(true));
+byId('link-heal').addEventListener('click', () => linkRequest(false));
 connect();

@@ -60,6 +60,7 @@ interface ServerFlags {
   zkSecurePort?: string;
   shards?: string;
   shardUnsafe?: string;
+  allowFaults?: boolean;
 }
 
 export function registerServer(program: Command): void {
@@ -97,6 +98,7 @@ export function registerServer(program: Command): void {
       "join a running cluster: learn its members from one member's admin address (host:port); --peers then needs name only this member, and an empty --data. Then run flotilla member add and promote",
     )
     .addOption(new Option('--shard-unsafe <bug>', 'TESTS ONLY: serve-before-arrival serves a shard before its data arrives').hideHelp())
+    .option('--allow-faults', "the dashboard's fault buttons: kill, pause and resume members, cut links, force elections (a local test cluster only; npm start sets it)")
     .addOption(new Option('--read-mode <mode>', 'TESTS ONLY: unsafe-local or unsafe-leader-local serve reads without ReadIndex').hideHelp())
     .action((flags: ServerFlags) => runServer(flags));
 }
@@ -251,6 +253,7 @@ async function loadConfig(flags: ServerFlags): Promise<ServerConfig> {
     zkSecurePort: flags.zkSecurePort,
     shards: flags.shards,
     shardUnsafe: flags.shardUnsafe,
+    allowFaults: flags.allowFaults,
   };
   const secretFile = flags.clusterSecretFile ?? (typeof file.clusterSecretFile === 'string' ? file.clusterSecretFile : undefined);
   const secret = secretFile === undefined ? undefined : secretFromEnvFile(await readTextFile(secretFile), secretFile);

@@ -145,7 +145,8 @@ function newMember(id: number, ports: MemberPorts, data: string, peers: string, 
     ['--cluster-secret-file', secretFile],
     ...(sharded ? [['--shards', localCluster.shardLayout] as [string, string]] : []),
   ];
-  const args = ['server', ...flags.flat()];
+  // --allow-faults: the dashboard's fault buttons (a member stopped with them is restarted below).
+  const args = ['server', ...flags.flat(), '--allow-faults'];
   const logFile = `${data}/member-${id}/server.log`;
   return {
     id,

@@ -135,6 +135,9 @@ export class PeerTransport<M> {
   private server: Server | undefined = undefined;
   private closed = false;
   private pendingHandshakes = 0;
+  /** Fault injection (setLinkCut): peers whose messages are dropped, per direction. */
+  private readonly cutOutgoing = new Set<NodeId>();
+  private readonly cutIncoming = new Set<NodeId>();
   private counters = { messagesSent: 0, framesSent: 0, messagesReceived: 0, messagesDropped: 0, bytesSent: 0, connectionsRejected: 0 };
 
   private constructor(private readonly options: PeerTransportOptions<M>) {
@@ -183,7 +186,7 @@ export class PeerTransport<M> {
   /** Queues `message` for `to` in `groupId`. Drops (and counts) instead of throwing. */
   send(to: NodeId, groupId: number, message: M): void {
     const peer = this.peers.get(to);
-    if (peer === undefined || this.closed) {
+    if (peer === undefined || this.closed || this.cutOutgoing.has(to)) {
       this.counters.messagesDropped++;
       return;
     }
@@ -197,6 +200,32 @@ export class PeerTransport<M> {
     peer.queuedBytes += frame.length;
     if (peer.connection !== undefined) this.scheduleFlush(peer);
     else this.maybeDial(peer);
+  }
+
+  /**
+   * Fault injection (the dashboard's "cut link", allowed only with --allow-faults): from now
+   * on, messages to `peer` (outgoing) and/or from it (incoming) are dropped and counted as
+   * dropped, as a network partition would lose them. The connection itself stays up. Messages
+   * queued for `peer` when its outgoing side is cut are dropped too.
+   */
+  setLinkCut(peer: NodeId, cut: { readonly outgoing: boolean; readonly incoming: boolean }): void {
+    assert(peer !== this.options.selfId && isWireId(peer), 'a link goes to another member');
+    if (cut.outgoing) {
+      this.cutOutgoing.add(peer);
+      const queued = this.peers.get(peer);
+      if (queued !== undefined) {
+        this.counters.messagesDropped += queued.queue.length;
+        queued.queue = [];
+        queued.queuedBytes = 0;
+      }
+    } else this.cutOutgoing.delete(peer);
+    if (cut.incoming) this.cutIncoming.add(peer);
+    else this.cutIncoming.delete(peer);
+  }
+
+  /** The links cut with setLinkCut: peers (sorted) whose messages are dropped, per direction. */
+  linkCuts(): { outgoing: NodeId[]; incoming: NodeId[] } {
+    return { outgoing: [...this.cutOutgoing].sort((a, b) => a - b), incoming: [...this.cutIncoming].sort((a, b) => a - b) };
   }
 
   stats(): PeerTransportStats {
@@ -390,6 +419,10 @@ export class PeerTransport<M> {
   }
 
   private onMessageFrame(connection: Connection, body: Buffer): void {
+    if (this.cutIncoming.has(connection.peerId!)) {
+      this.counters.messagesDropped++;
+      return;
+    }
     const groupId = body.readUInt32BE(1);
     let message: M;
     try {

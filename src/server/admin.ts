@@ -13,9 +13,14 @@
 //   GET /dashboard/events    server-sent events: a JSON snapshot of every group, once a second
 //   GET /dashboard/snapshot  one such snapshot; GET /dashboard/member: this member's own view
 //                 (what the other members' dashboards ask for); /dashboard/app.js, app.css
+//   POST /faults/stop|restart|pause|resume|campaign|link|link-end  the dashboard's fault
+//                 buttons (faults.ts), a JSON body each; 403 unless --allow-faults
+//   GET /browse/kv?prefix=&after=&limit=, GET /browse/zk?path=  the dashboard's key and
+//                 znode browsers: this member's applied state (browse.ts)
 // platform/http-admin.ts serves it on the admin port.
 
 import { Hono } from 'hono';
+import { faultsNotAllowed } from './faults.js';
 
 export interface AdminSources {
   status(): Promise<object>;
@@ -24,6 +29,10 @@ export interface AdminSources {
   members(): object;
   changeMembers(body: unknown): Promise<{ status: number; body: object }>;
   dashboard?: DashboardRoutes;
+  /** The fault buttons (faults.ts); undefined: this member refuses them (403). */
+  faults?: { handle(action: string, body: unknown): Promise<{ status: number; body: object }> };
+  /** The key and znode browsers (browse.ts). */
+  browse?: { kv(params: URLSearchParams): { status: number; body: object }; zk(params: URLSearchParams): { status: number; body: object } };
 }
 
 /** The dashboard's routes (dashboard.ts); assets by file name, undefined for a name not served. */
@@ -37,7 +46,14 @@ export interface DashboardRoutes {
 export function adminApp(sources: AdminSources): Hono {
   const app = new Hono();
   const dashboard = sources.dashboard;
-  const endpoints = ['/status', '/metrics', '/backup', '/members', ...(dashboard === undefined ? [] : ['/dashboard/events', '/dashboard/snapshot', '/dashboard/member'])];
+  const endpoints = [
+    '/status',
+    '/metrics',
+    '/backup',
+    '/members',
+    ...(dashboard === undefined ? [] : ['/dashboard/events', '/dashboard/snapshot', '/dashboard/member']),
+    ...(sources.browse === undefined ? [] : ['/browse/kv', '/browse/zk']),
+  ];
   app.get('/', (c) => {
     if (dashboard !== undefined && (c.req.header('accept') ?? '').includes('text/html')) return serveAsset(dashboard, 'index.html');
     return c.json({ endpoints });
@@ -61,6 +77,28 @@ export function adminApp(sources: AdminSources): Hono {
       return c.json({ error: 'the body is not JSON' }, 400);
     }
     const answer = await sources.changeMembers(body);
+    return c.json(answer.body, answer.status as 200);
+  });
+  if (sources.browse !== undefined) {
+    const browse = sources.browse;
+    app.get('/browse/kv', (c) => {
+      const answer = browse.kv(new URL(c.req.url).searchParams);
+      return c.json(answer.body, answer.status as 200);
+    });
+    app.get('/browse/zk', (c) => {
+      const answer = browse.zk(new URL(c.req.url).searchParams);
+      return c.json(answer.body, answer.status as 200);
+    });
+  }
+  app.post('/faults/:action', async (c) => {
+    if (sources.faults === undefined) return c.json(faultsNotAllowed.body, 403);
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: 'the body is not JSON' }, 400);
+    }
+    const answer = await sources.faults.handle(c.req.param('action'), body);
     return c.json(answer.body, answer.status as 200);
   });
   app.notFound((c) => c.json({ error: 'not found', endpoints }, 404));

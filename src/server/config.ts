@@ -60,6 +60,8 @@ export interface ServerConfig {
   readonly shards?: ShardLayout | undefined;
   /** TESTS ONLY: a deliberately broken sharded key/value group (shardkv's ShardKvUnsafe), to prove the process test catches it. */
   readonly shardUnsafe?: 'serve-before-arrival' | undefined;
+  /** The dashboard's fault buttons (POST /faults/...): kill, pause, cut links. Only for a local test cluster (`npm start` sets it). */
+  readonly allowFaults?: boolean;
 }
 
 export interface TlsSettings {
@@ -127,6 +129,7 @@ export interface ConfigInput {
   zkSecurePort?: unknown;
   shards?: unknown;
   shardUnsafe?: unknown;
+  allowFaults?: unknown;
 }
 
 export class ConfigError extends Error {
@@ -161,6 +164,7 @@ const inputKeys: ReadonlySet<string> = new Set([
   'zkSecurePort',
   'shards',
   'shardUnsafe',
+  'allowFaults',
 ]);
 
 /** Checks the shape of a parsed JSON config file: an object with known keys only. */
@@ -218,6 +222,7 @@ export function resolveConfig(file: ConfigInput, flags: ConfigInput, secretFromF
     ...tlsSettings(merged),
     ...shardSettings(merged.shards, members),
     ...shardUnsafe(merged.shardUnsafe),
+    ...(booleanSetting(merged.allowFaults, 'allowFaults') ? { allowFaults: true } : {}),
   };
 }
 
@@ -362,6 +367,7 @@ export function describeConfig(config: ServerConfig): object {
     ...(config.zkSecurePort === undefined ? {} : { zkSecurePort: config.zkSecurePort }),
     ...(config.shards === undefined ? {} : { shards: describeShardLayout(config.shards) }),
     ...(config.shardUnsafe === undefined ? {} : { shardUnsafe: config.shardUnsafe }),
+    ...(config.allowFaults === true ? { allowFaults: true } : {}),
   };
 }
 

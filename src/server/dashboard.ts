@@ -63,11 +63,19 @@ export interface GroupView {
   readonly progress: readonly FollowerProgress[];
 }
 
+/** The peers whose messages a member's transport drops (the dashboard's "cut link", faults.ts). */
+export interface LinkCuts {
+  readonly outgoing: readonly number[];
+  readonly incoming: readonly number[];
+}
+
 /** What one member reports of itself (`GET /dashboard/member`). */
 export interface MemberView {
   readonly id: number;
   readonly pid: number;
   readonly groups: readonly GroupView[];
+  /** Links cut on this member; absent from members that predate fault injection. */
+  readonly cuts?: LinkCuts;
 }
 
 /** Describes one group on this member, from its Raft node. */
@@ -167,7 +175,10 @@ export function decodeMemberView(raw: unknown): MemberView | string {
     if (typeof decoded === 'string') return decoded;
     groups.push(decoded);
   }
-  return { id: m['id'], pid: m['pid'], groups };
+  const rawCuts = m['cuts'] as Record<string, unknown> | undefined;
+  if (rawCuts === undefined) return { id: m['id'], pid: m['pid'], groups };
+  if (typeof rawCuts !== 'object' || rawCuts === null || !isIdList(rawCuts['outgoing']) || !isIdList(rawCuts['incoming'])) return 'cuts needs outgoing and incoming lists of ids';
+  return { id: m['id'], pid: m['pid'], groups, cuts: { outgoing: rawCuts['outgoing'], incoming: rawCuts['incoming'] } };
 }
 
 // ---- Combining the views: one snapshot ----
@@ -230,11 +241,20 @@ export interface GroupSummary {
   readonly members: readonly GroupMemberRow[];
 }
 
+/** The fault buttons' state on the member serving the page (faults.ts); null: faults not allowed. */
+export interface FaultsSummary {
+  /** Members this member paused (SIGSTOP) and has not resumed. */
+  readonly paused: readonly number[];
+}
+
 export interface DashboardSnapshot {
   readonly self: number;
   readonly intervalMs: number;
   readonly members: readonly MemberSummary[];
   readonly groups: readonly GroupSummary[];
+  /** Directions of links cut (messages from `from` to `to` dropped), from every member's latest view. */
+  readonly links: readonly { readonly from: number; readonly to: number }[];
+  readonly faults: FaultsSummary | null;
 }
 
 interface Seen {
@@ -270,7 +290,17 @@ export function combineViews(
     });
   const own = seen.get(self)?.view;
   const groups = (own?.groups ?? []).map((group) => summarizeGroup(group, seen, isUp));
-  return { self, intervalMs: dashboardLimits.intervalMs, members, groups };
+  return { self, intervalMs: dashboardLimits.intervalMs, members, groups, links: cutLinks(seen), faults: null };
+}
+
+/** Each cut direction once, sorted: A drops what it sends to B, or B drops what it gets from A. */
+export function cutLinks(seen: ReadonlyMap<number, { readonly view: MemberView }>): { from: number; to: number }[] {
+  const links = new Map<string, { from: number; to: number }>();
+  for (const { view } of seen.values()) {
+    for (const to of view.cuts?.outgoing ?? []) links.set(`${view.id}>${to}`, { from: view.id, to });
+    for (const from of view.cuts?.incoming ?? []) links.set(`${from}>${view.id}`, { from, to: view.id });
+  }
+  return [...links.values()].sort((a, b) => a.from - b.from || a.to - b.to);
 }
 
 function summarizeGroup(own: GroupView, seen: ReadonlyMap<number, Seen>, isUp: (id: number) => boolean): GroupSummary {
@@ -337,6 +367,8 @@ export interface DashboardSources {
   members(): readonly KnownMember[];
   /** GETs `/dashboard/member` of the admin port at `admin` (host:port); rejects with a reason. */
   fetchView(admin: string, timeoutMs: number): Promise<unknown>;
+  /** The fault buttons' state, when this member allows them (--allow-faults). */
+  faults?(): FaultsSummary;
 }
 
 export interface Subscriber {
@@ -384,6 +416,11 @@ export class DashboardFeed {
     };
   }
 
+  /** The pid member `id` reported last (a paused member no longer answers), if it ever did. */
+  lastPid(id: number): number | undefined {
+    return this.seen.get(id)?.view.pid;
+  }
+
   subscriberCount(): number {
     return this.subscribers.size;
   }
@@ -425,7 +462,7 @@ export class DashboardFeed {
     const known = this.sources.members();
     this.seen.set(self, { view: this.sources.local(), atMs: startMs });
     await Promise.all(known.filter((member) => member.id !== self).map((member) => this.ask(member, startMs)));
-    return combineViews(self, known, this.seen, this.errors, startMs, clock.nowMs());
+    return { ...combineViews(self, known, this.seen, this.errors, startMs, clock.nowMs()), faults: this.sources.faults?.() ?? null };
   }
 
   /** One peer's view for the round starting at `startMs`; never rejects. */

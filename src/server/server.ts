@@ -32,7 +32,10 @@ import { type BackupGroup, encodeBackup } from './backup.js';
 import { decodeAddressBook, encodeAddressBook, type GroupName, groupNames, type MemberAction, MemberError, MembershipAdmin, membershipLimits } from './membership.js';
 import { getJson, postJson } from '../platform/http-get.js';
 import { dashboardAsset } from '../platform/dashboard-assets.js';
-import { DashboardFeed, describeGroup } from './dashboard.js';
+import { DashboardFeed, decodeMemberView, describeGroup } from './dashboard.js';
+import { type FaultAnswer, Faults } from './faults.js';
+import { browseKeys, browseZnode } from './browse.js';
+import { signalProcess } from '../platform/process-signals.js';
 import { ensureDirectory, fileExists, readTextFile as readTextFileAsync } from '../platform/server-files.js';
 import { writeFileDurably } from '../platform/files.js';
 import { ClientHandler } from './client-handler.js';
@@ -132,6 +135,8 @@ export class FlotillaServer {
   private readonly peerAddresses: Map<NodeId, Address>;
   readonly membership: MembershipAdmin;
   readonly dashboard: DashboardFeed;
+  /** The dashboard's fault buttons; undefined unless --allow-faults. */
+  readonly faults: Faults | undefined;
 
   private constructor(
     private readonly config: ServerConfig,
@@ -179,12 +184,61 @@ export class FlotillaServer {
           describeGroup('zk', ZK_RAFT_GROUP_ID, parts.zk.replica.raft),
           describeGroup('etcd', ETCD_RAFT_GROUP_ID, parts.etcd.replica.raft),
         ],
+        cuts: parts.transport.linkCuts(),
       }),
       members: () => {
         const connected = new Set(parts.transport.connectedPeers());
         return [...this.peerAddresses.keys()].map((id) => ({ id, admin: this.formatKnown(this.members.get(id)?.admin) ?? undefined, connected: id === config.id || connected.has(id) }));
       },
       fetchView: (admin, timeoutMs) => getJson(`${parts.tls === undefined ? 'http' : 'https'}://${admin}/dashboard/member`, timeoutMs, parts.tls?.clientTls()),
+      ...(config.allowFaults === true ? { faults: () => this.faults?.describe() ?? { paused: [] } } : {}),
+    });
+    this.faults = config.allowFaults === true ? this.newFaults() : undefined;
+  }
+
+  /** The fault buttons (--allow-faults): signals by pid, campaigns, and the transport's link cuts. */
+  private newFaults(): Faults {
+    const { config, parts, logger } = this;
+    const scheme = parts.tls === undefined ? 'http' : 'https';
+    const adminOf = (id: NodeId) => this.formatKnown(this.members.get(id)?.admin) ?? undefined;
+    const nodes = { kv: parts.replica.raft, zk: parts.zk.replica.raft, etcd: parts.etcd.replica.raft };
+    return new Faults({
+      self: config.id,
+      logger,
+      groups: ['kv', 'zk', 'etcd'],
+      members: () => [...this.peerAddresses.keys()],
+      adminOf,
+      ownPid: processId,
+      askPid: async (id) => {
+        const view = decodeMemberView(await getJson(`${scheme}://${adminOf(id) ?? '?'}/dashboard/member`, 1000, parts.tls?.clientTls()));
+        if (typeof view === 'string') throw new Error(view);
+        if (view.id !== id) throw new Error(`its admin port answered as member ${view.id}`);
+        return view.pid;
+      },
+      lastPid: (id) => this.dashboard.lastPid(id),
+      // Signalling itself waits a moment, so that the answer leaves first.
+      signal: (pid, signal) => (pid === processId() ? void this.clock.setTimer(100, () => signalProcess(pid, signal)) : signalProcess(pid, signal)),
+      campaign: (group) => {
+        const node = nodes[group];
+        const status = node.status();
+        if (node.isStopped()) return 'stopped';
+        if (status.role === 'leader') return `already the leader (term ${status.term})`;
+        if (!node.core.membership.voters.includes(config.id)) return 'a learner does not campaign';
+        node.core.campaign();
+        return `campaigning from term ${status.term} (pre-vote: it wins only if a majority no longer hears a leader)`;
+      },
+      linkCuts: () => parts.transport.linkCuts(),
+      setLinkCut: (peer, cut) => parts.transport.setLinkCut(peer, cut),
+      forward: async (id, action, body): Promise<FaultAnswer> => {
+        const admin = adminOf(id);
+        if (admin === undefined) return { status: 409, body: { error: `member ${id}'s admin address is not known yet` } };
+        try {
+          const answer = (await postJson(`${scheme}://${admin}/faults/${action}`, body, 2000, parts.tls?.clientTls())) as { status?: unknown; error?: unknown };
+          return { status: typeof answer.error === 'string' && typeof answer.status === 'number' ? answer.status : 200, body: answer };
+        } catch (error) {
+          return { status: 502, body: { error: `member ${id} (${admin}) did not answer: ${(error as Error).message}` } };
+        }
+      },
     });
   }
 
@@ -381,6 +435,22 @@ export class FlotillaServer {
           member: () => server.dashboard.member(),
           snapshot: () => server.dashboard.snapshot(),
           subscribe: (subscriber) => server.dashboard.subscribe(subscriber),
+        },
+        ...(server.faults === undefined ? {} : { faults: server.faults }),
+        browse: {
+          kv: (params) =>
+            browseKeys(
+              {
+                member: config.id,
+                applied: () => kv.machine.appliedIndex,
+                scan: (prefix, after, limit) => {
+                  const result = kv.machine.query({ kind: 'scan', prefix, after, limit });
+                  return result.kind === 'scan' ? result : { entries: [], next: null };
+                },
+              },
+              params,
+            ),
+          zk: (params) => browseZnode({ member: config.id, lastZxid: () => zk.machine.lastZxid, node: (path) => zk.machine.tree.node(path), stat: (path) => zk.machine.tree.stat(path) }, params),
         },
       });
       late.server = server;

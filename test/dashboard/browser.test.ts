@@ -1,7 +1,8 @@
 // The dashboard in a real browser (playwright-core driving Debian's chromium) against a real
 // three-member cluster: the page shows three members and one leader per group; after the
 // kv leader is killed with SIGKILL it shows the member down and a new leader within a few
-// seconds; after a restart the member is back as a follower that catches up. Screenshots of
+// seconds; after a restart the member is back as a follower that catches up. Started without
+// --allow-faults, its members show no fault buttons and refuse them (403). Screenshots of
 // each state go to a folder under the OS temp dir (printed), to be looked at.
 //
 // On CI a missing chromium is a failure; elsewhere the test is skipped with the reason.
@@ -57,6 +58,9 @@ const READ_PAGE = `(() => {
   return { membersUp, groups, events, live: live ? live.dataset.state : '' };
 })()`;
 
+/** True when the page shows no fault controls (the member was started without --allow-faults). */
+const NO_FAULT_BUTTONS = `document.getElementById('faults').hidden && document.querySelectorAll('.member-faults').length === 3 && [...document.querySelectorAll('.member-faults')].every((c) => c.hidden)`;
+
 function readPage(page: Page): Promise<PageState> {
   return page.evaluate(READ_PAGE) as Promise<PageState>;
 }
@@ -109,6 +113,11 @@ test('dashboard in chromium: three members, one leader per group; a killed leade
     assert.deepEqual(leadersShown(group), [String(group.leader)], `${name}: the one leader row is the group's leader`);
     assert.deepEqual(Object.keys(group.roles).sort(), ['1', '2', '3'], `${name}: a row per member`);
   }
+  // Started without --allow-faults: no fault buttons on the page, and the API refuses them.
+  assert.equal(await page.evaluate(NO_FAULT_BUTTONS), true, 'the page shows no fault buttons');
+  const refused = await fetch(`${url}faults/stop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ member: leader }) });
+  assert.equal(refused.status, 403);
+  assert.match(((await refused.json()) as { error: string }).error, /not allowed on this member: it was started without --allow-faults/);
   await page.waitForTimeout(3000); // a few seconds of chart
   await page.screenshot({ path: join(shots, '1-healthy.png'), fullPage: true });
 

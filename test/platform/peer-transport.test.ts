@@ -207,7 +207,8 @@ test('a message that fails validation closes the connection, which is then re-es
     a.transport.send(b.id, 0, { text: 'bad' });
     await until(() => b.logger.lines.some((line) => line.includes('invalid message in group 0')), 'the invalid message to be logged');
     poison = false;
-    await until(() => a.transport.connectedPeers().length === 1, 'reconnection');
+    // A new connection, not the one being closed (a may not have seen that close yet).
+    await until(() => a.logger.lines.filter((line) => line.includes('peer connection authenticated')).length >= 2 && a.transport.connectedPeers().length === 1, 'reconnection');
     a.transport.send(b.id, 0, { text: 'good' });
     await until(() => b.received.includes('1/0:good'), 'a good message after reconnecting');
   } finally {
@@ -278,5 +279,60 @@ test('send queues are bounded: overflow is dropped and counted', async () => {
     assert.equal(a.transport.stats().messagesDropped, 16);
   } finally {
     await a.transport.close();
+  }
+});
+
+test('a cut link drops messages per direction while the connection stays up; healing it restores delivery', async () => {
+  const members = await Promise.all([1, 2, 3].map((id) => member(id)));
+  try {
+    introduce(members);
+    const [a, b, c] = members as [Member, Member, Member];
+    await until(() => members.every((m) => m.transport.connectedPeers().length === 2), 'a connection per pair');
+    // One direction, on the sender: a drops what it sends to b; b still reaches a, c still reaches b.
+    a.transport.setLinkCut(b.id, { outgoing: true, incoming: false });
+    assert.deepEqual(a.transport.linkCuts(), { outgoing: [2], incoming: [] });
+    const droppedBefore = a.transport.stats().messagesDropped;
+    a.transport.group(1).send(b.id, { text: 'lost a->b' });
+    b.transport.group(1).send(a.id, { text: 'b->a' });
+    c.transport.group(1).send(b.id, { text: 'c->b' });
+    a.transport.group(1).send(c.id, { text: 'a->c' });
+    await until(() => a.received.length === 1 && b.received.length === 1 && c.received.length === 1, 'the uncut messages');
+    assert.deepEqual([a.received, b.received, c.received], [['2/1:b->a'], ['3/1:c->b'], ['1/1:a->c']]);
+    assert.equal(a.transport.stats().messagesDropped, droppedBefore + 1, 'the cut message is counted as dropped');
+
+    // The other direction, on the receiver: b drops what arrives from c (c still sends it).
+    b.transport.setLinkCut(c.id, { outgoing: false, incoming: true });
+    const cSentBefore = c.transport.stats().messagesSent;
+    c.transport.group(1).send(b.id, { text: 'lost c->b' });
+    await until(() => c.transport.stats().messagesSent === cSentBefore + 1, 'c to send it');
+    await until(() => b.transport.stats().messagesDropped >= 1, 'b to drop it');
+    assert.deepEqual(b.received, ['3/1:c->b']);
+    assert.deepEqual(b.transport.connectedPeers(), [1, 3], 'cutting a link does not close connections');
+
+    // Heal both: everything flows again, and nothing cut earlier arrives late.
+    a.transport.setLinkCut(b.id, { outgoing: false, incoming: false });
+    b.transport.setLinkCut(c.id, { outgoing: false, incoming: false });
+    assert.deepEqual(a.transport.linkCuts(), { outgoing: [], incoming: [] });
+    a.transport.group(2).send(b.id, { text: 'a->b healed' });
+    c.transport.group(2).send(b.id, { text: 'c->b healed' });
+    await until(() => b.received.length === 3, 'the healed messages');
+    assert.deepEqual([...b.received].sort(), ['1/2:a->b healed', '3/1:c->b', '3/2:c->b healed']);
+  } finally {
+    await closeAll(members);
+  }
+});
+
+test('cutting the outgoing side drops what is already queued for that peer', async () => {
+  const members = await Promise.all([1, 2].map((id) => member(id)));
+  try {
+    const [a, b] = members as [Member, Member];
+    // b's address as a knows it is a closed port: no connection opens, and the message waits in a's queue.
+    a.transport.setPeer(b.id, { host: '127.0.0.1', port: 1 });
+    a.transport.group(0).send(b.id, { text: 'queued' });
+    a.transport.setLinkCut(b.id, { outgoing: true, incoming: true });
+    assert.equal(a.transport.stats().messagesDropped, 1, 'the queued message is dropped');
+    assert.throws(() => a.transport.setLinkCut(a.id, { outgoing: true, incoming: false }), /another member/);
+  } finally {
+    await closeAll(members);
   }
 });
