@@ -7,9 +7,9 @@ import { randomInt } from 'node:crypto';
 import { type FaultSettings, runSimulation } from '../../src/testbed/raft-sim.js';
 import { yieldToHost } from '../../src/platform/host.js';
 
-// 100 seeds (about 3 minutes of CI on 2 cores); a fresh block every run, so CI covers new
+// 60 seeds (under a minute of CI on 2 cores); a fresh block every run, so CI covers new
 // seeds each time. Long sweeps: `npm run sim -- --seeds N`.
-const seedCount = Number(process.env['SIM_SEEDS'] ?? 100);
+const seedCount = Number(process.env['SIM_SEEDS'] ?? 60);
 // A fresh block of seeds every run (SIM_SEED_START=N pins it; 1 is the block CI ran before).
 const seedStart = Number(process.env['SIM_SEED_START'] ?? 1 + randomInt(2 ** 31));
 

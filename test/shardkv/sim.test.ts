@@ -15,7 +15,7 @@ import { killAllCommands, runFlotilla } from '../cli/helpers.js';
 
 after(killAllCommands);
 
-const seedCount = Number(process.env['SHARD_SIM_SEEDS'] ?? 30);
+const seedCount = Number(process.env['SHARD_SIM_SEEDS'] ?? 20);
 // A fresh block of seeds every run (SHARD_SIM_SEED_START=N pins it).
 const seedStart = Number(process.env['SHARD_SIM_SEED_START'] ?? 1 + randomInt(2 ** 31));
 
