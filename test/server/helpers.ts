@@ -140,6 +140,8 @@ export class TestCluster {
   readonly members = new Map<number, MemberProcess>();
   readonly ports = new Map<number, Ports>();
   private readonly clients: FlotillaClient[] = [];
+  /** Members started with startJoiner (not in `members`): killed with the others. */
+  private readonly joiners = new Set<MemberProcess>();
   /** Extra flags for every member started from now on (read mode, snapshot size). */
   extraArgs: string[] = [];
   /** The port member `from` dials to reach member `to`; the Jepsen test puts a proxy there. */
@@ -248,6 +250,7 @@ export class TestCluster {
       this.secretFile,
       ...extraArgs,
     ]);
+    this.joiners.add(member);
     t.after(async () => {
       member.child.kill('SIGKILL');
       await member.child.exited;
@@ -275,8 +278,10 @@ export class TestCluster {
 
   async killAll(): Promise<void> {
     for (const client of this.clients) client.close();
+    // Joiners too: dispose() may run before the test's own hooks, and a joiner still writing
+    // its data directory made the removal fail (ENOTEMPTY).
     await Promise.all(
-      [...this.members.values()].map(async (member) => {
+      [...this.members.values(), ...this.joiners].map(async (member) => {
         member.child.kill('SIGKILL');
         await member.child.exited;
       }),
