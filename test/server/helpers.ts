@@ -38,21 +38,34 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
 }
 
 /** `count` distinct free ports (all held open together, then released). */
+/**
+ * Ports free now for the test's members, distinct, from 20000–32767: below Linux's ephemeral
+ * range (32768–60999 by default), so no socket that listens on port 0 or dials out — a link
+ * proxy, a client — can be given one of them between this call and the member's listen
+ * (that race once put a proxy on a member's peer port). Each is checked by listening on it;
+ * all stay open until every one is found, then close.
+ */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((server) => (server.address() as { port: number }).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
+  const servers: ReturnType<typeof createServer>[] = [];
+  const taken = new Set<number>();
+  try {
+    for (let attempt = 0; servers.length < count; attempt++) {
+      if (attempt > 1000) throw new Error(`no ${count} free ports in 20000-32767 after 1000 tries`);
+      const port = 20_000 + Math.floor(Math.random() * 12_768);
+      if (taken.has(port)) continue;
+      const server = createServer();
+      const listening = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (!listening) continue;
+      taken.add(port);
+      servers.push(server);
+    }
+    return [...taken];
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
 }
 
 export interface Ports {
