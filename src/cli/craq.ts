@@ -11,20 +11,9 @@ import { exit, onSignal, writeErr, writeOut } from '../platform/process.js';
 import { CraqClient, CraqClientError } from '../craq/client.js';
 import { CraqConfigError, CraqDataInUseError, runCraqNode, type RunningCraqNode } from '../craq/server.js';
 import type { ReadMode } from '../craq/types.js';
+import { localZkServers, zkServerList } from './zk-servers.js';
 
 export const craqExitCodes = { ok: 0, failed: 1, usage: 2, dataInUse: 4 } as const;
-
-const localZk = ['127.0.0.1:2181', '127.0.0.1:2182', '127.0.0.1:2183'];
-
-function serverList(value: string): string[] {
-  const servers = value
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part.length > 0);
-  for (const server of servers) if (!/^[^\s:]+:\d{1,5}$/.test(server)) throw new InvalidArgumentError(`"${server}" is not host:port`);
-  if (servers.length === 0) throw new InvalidArgumentError('name at least one server');
-  return servers;
-}
 
 function integer(name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -62,7 +51,7 @@ export function registerCraq(program: Command): void {
   craq
     .command('node')
     .description('run one chain node: registers under /craq/<chain> and joins the chain at the tail')
-    .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(serverList).default(localZk, localZk.join(',')))
+    .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(zkServerList).default([...localZkServers], localZkServers.join(',')))
     .requiredOption('--data <dir>', 'data directory (write-ahead log)')
     .option('--chain <name>', 'the chain to join', 'default')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -77,7 +66,7 @@ export function registerCraq(program: Command): void {
 
   const clientOptions = (command: Command): Command =>
     command
-      .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(serverList).default(localZk, localZk.join(',')))
+      .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(zkServerList).default([...localZkServers], localZkServers.join(',')))
       .option('--chains <list>', 'the chains keys are spread over, in the same order for every client', chainList, ['default'])
       .option('--timeout-ms <ms>', 'how long to keep trying', integer('--timeout-ms', 1, 600_000), 10_000);
 

@@ -14,20 +14,9 @@ import { PbConfigError, checkServiceName, readService, servicePaths } from '../p
 import { PbDataInUseError, runPbNode, type RunningPbNode } from '../pb/server.js';
 import type { KvOp } from '../pb/kv.js';
 import { ZkClient } from '../zkclient/index.js';
+import { localZkServers, zkServerList } from './zk-servers.js';
 
 export const pbExitCodes = { ok: 0, failed: 1, usage: 2, dataInUse: 4 } as const;
-
-const localZk = ['127.0.0.1:2181', '127.0.0.1:2182', '127.0.0.1:2183'];
-
-function serverList(value: string): string[] {
-  const servers = value
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part.length > 0);
-  for (const server of servers) if (!/^[^\s:]+:\d{1,5}$/.test(server)) throw new InvalidArgumentError(`"${server}" is not host:port`);
-  if (servers.length === 0) throw new InvalidArgumentError('name at least one server');
-  return servers;
-}
 
 function integer(name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -68,7 +57,7 @@ export function registerPb(program: Command): void {
 
   pb.command('serve')
     .description('run one replica: primary if none is live, else the backup of the live one')
-    .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(serverList).default(localZk, localZk.join(',')))
+    .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(zkServerList).default([...localZkServers], localZkServers.join(',')))
     .requiredOption('--data <dir>', 'data directory (holds the lock that keeps two replicas off one directory)')
     .option('--service <name>', 'the service (/pb/<name> in ZooKeeper)', serviceName, 'default')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -84,7 +73,7 @@ export function registerPb(program: Command): void {
     pb
       .command(name)
       .description(description)
-      .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(serverList).default(localZk, localZk.join(',')))
+      .addOption(new Option('--zk <list>', 'ZooKeeper servers, host:port,...').argParser(zkServerList).default([...localZkServers], localZkServers.join(',')))
       .option('--service <name>', 'the service', serviceName, 'default')
       .option('--timeout-ms <ms>', 'how long to keep trying', integer('--timeout-ms', 1, 600_000), 10_000);
 

@@ -17,6 +17,7 @@ import { Err, ZkClient, ZkError, isZkError, requestBytesMax, type Data, type Sta
 import { TlsLoadError } from '../platform/tls.js';
 import { clientTls, type TlsFlags } from './tls-options.js';
 import { ARGUMENT_BYTES_MAX, STDIN_NAME, UsageError, ValueTooLargeError, isFileError, valueFileHelp, valueFrom } from './value-input.js';
+import { localZkServers, zkServerList } from './zk-servers.js';
 
 export const zkExitCodes = { ok: 0, zkError: 1, usage: 2 } as const;
 
@@ -28,8 +29,6 @@ interface ZkFlags extends TlsFlags {
 type Output = string | undefined;
 
 /** The ZooKeeper ports of the cluster `npm start` runs (ZooKeeper's usual 2181, then 2182, 2183). */
-const localServers = ['127.0.0.1:2181', '127.0.0.1:2182', '127.0.0.1:2183'];
-
 /** `watch` names at most this many children on a NodeChildrenChanged line. */
 const WATCH_CHILDREN_SHOWN_MAX = 100;
 /** `watch` re-reads a node this often at most when it keeps appearing and vanishing under it. */
@@ -45,7 +44,7 @@ export function registerZk(program: Command): void {
   const zk = program
     .command('zk')
     .description('read, write and watch znodes on a ZooKeeper-compatible server')
-    .addOption(new Option('--server <list>', 'servers, host:port,... (any one of them)').argParser(serverList).default(localServers, localServers.join(',')))
+    .addOption(new Option('--server <list>', 'servers, host:port,... (any one of them)').argParser(zkServerList).default([...localZkServers], localZkServers.join(',')))
     .option('--timeout-ms <ms>', 'session timeout; also how long to try to connect', positiveInteger('--timeout-ms'), 5_000)
     .option('--cacert <file>', "the CA certificate (PEM) that signed the server's certificate: connect with TLS (to a secure client port)")
     .option('--cert <file>', 'a client certificate (PEM), for servers that require one')
@@ -282,19 +281,6 @@ function describeStat(stat: Stat): string {
 
 function lines(items: readonly string[]): string {
   return items.map((item) => `${item}\n`).join('');
-}
-
-function serverList(raw: string): string[] {
-  const servers = raw
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0);
-  if (servers.length === 0) throw new InvalidArgumentError('no servers given');
-  for (const server of servers) {
-    const match = /^\[?[^\]\s]+?\]?:(\d+)$/.exec(server);
-    if (match === null || Number(match[1]) < 1 || Number(match[1]) > 65_535) throw new InvalidArgumentError(`${JSON.stringify(server)} is not host:port`);
-  }
-  return servers;
 }
 
 function positiveInteger(what: string): (raw: string) => number {
